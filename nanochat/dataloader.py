@@ -27,7 +27,7 @@ def document_batches(split: str, resume_state: dict | None = None, data_dir: str
     if resume_state is not None:
         epoch = resume_state.get("epoch", 1)
         p = row_group_position(split, resume_state["shard"], resume_state["row_group"], data_dir)
-        from_position = (p // world_size + 1) * world_size  # the next round: nothing is read twice
+        from_position = (p // world_size + 1) * world_size  # the next round of row groups after p
     while True:
         found = False
         for shard, row_group, _, texts in iter_row_groups(split, rank, world_size, data_dir, from_position):
