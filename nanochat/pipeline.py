@@ -25,7 +25,8 @@ __all__ = ['STAGES', 'STAGE_NAMES', 'PROFILES', 'DATA_STAGES', 'PEAK_FLOPS', 'BE
            'read_parameters', 'coerce_param', 'default_profile', 'parse_overrides', 'resolve_params', 'Launch',
            'stage_command', 'failing_cell', 'failure_message', 'StageFailed', 'child_env', 'run_stage', 'stage_outputs',
            'stage_done', 'data_commands', 'eval_bundle_command', 'peak_flops', 'Progress', 'lr_multiplier',
-           'DummyWandb', 'get_wandb', 'Plan', 'make_plan', 'run_pipeline', 'bench_notebooks', 'run_bench', 'main']
+           'DummyWandb', 'get_wandb', 'Plan', 'make_plan', 'run_pipeline', 'bench_real_params', 'bench_notebooks',
+           'run_bench', 'main']
 
 # %% ../nbs/15_pipeline.ipynb #da533e96
 @dataclass
@@ -506,7 +507,7 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
     todo = {s: (None if force else stage_done(s, plan.base_dir, p)) for s, p in plan.params.items()}
     say(f"profile {plan.profile} | base dir {plan.base_dir} | run dir {plan.run_dir} | "
         f"{plan.launch.nproc} process(es) per node x {plan.launch.nnodes} node(s)")
-    background = None
+    background, data_ready = None, False
     if not dry_run:
         plan.run_dir.mkdir(parents=True, exist_ok=True)
         if todo.get("tok_train") is None and "tok_train" in todo and plan.launch.node_rank == 0:
@@ -519,8 +520,9 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
                 results[stage] = f"skipped: {todo[stage]}"
                 continue
             # data preparation
-            if stage in DATA_STAGES and not _has_shards(plan.base_dir) or (
-                    stage == "tok_train" and PROFILES[plan.profile]["data"].get("source") != "embedded"):
+            if not data_ready and (stage in DATA_STAGES and not _has_shards(plan.base_dir) or (
+                    stage == "tok_train" and PROFILES[plan.profile]["data"].get("source") != "embedded")):
+                data_ready = True  # once per pipeline run
                 now, later = data_commands(PROFILES[plan.profile], plan.base_dir)
                 for c in now:
                     say(f"data: {shlex.join(c)}") if dry_run else _run_cmd(c, env, "data preparation")
@@ -561,8 +563,23 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
 
 # %% ../nbs/15_pipeline.ipynb #ca30edf8
 BENCH_PARAMS: dict[str, dict] = {
-    # "91_bench_tokenizer": {"n_chars": 100_000_000},   # notebook stem -> real-size parameters
+    # "91_bench_tokenizer": {"text_mb": 12},   # notebook stem -> real-size parameters (override the notebook's own)
 }
+
+def bench_real_params(notebook: str | os.PathLike) -> dict[str, str]:
+    "The real-size `-p name value` pairs a benchmark notebook states in its markdown (inside backticks)."
+    nb = json.loads(Path(notebook).read_text())
+    found = {}
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+        for span in re.findall(r"`([^`]*-p [^`]*)`", src, flags=re.S):
+            words = shlex.split(span.replace("\n", " "))
+            for i, w in enumerate(words[:-2]):
+                if w == "-p":
+                    found[words[i + 1]] = words[i + 2]
+    return found
 
 def bench_notebooks(nbs: str | os.PathLike | None = None) -> list[Path]:
     "The benchmark notebooks `9x_bench_*.ipynb`, sorted."
@@ -582,7 +599,8 @@ def run_bench(names: list[str] | None = None, overrides: list | None = None, bas
         print("[pipeline] no benchmark notebook found (nbs/9x_bench_*.ipynb)")
     for nb in nbs_found:
         decl = read_parameters(nb)
-        chosen = {**BENCH_PARAMS.get(nb.stem, {}), **{k: v for k, v in glob.items() if k in decl}, **per.get(nb.stem, {})}
+        chosen = {**bench_real_params(nb), **BENCH_PARAMS.get(nb.stem, {}), **{k: v for k, v in glob.items() if k in decl},
+                  **per.get(nb.stem, {})}
         params = {k: coerce_param(f"{nb.stem}.{k}", v, decl[k]["default"]) for k, v in chosen.items() if k in decl}
         if dry_run:
             print(f"[pipeline] {nb.stem}: {shlex.join(stage_command(nb, run_dir / nb.name, run_dir / 'logs', params, Launch()))}")
