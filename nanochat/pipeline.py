@@ -553,9 +553,11 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
     finally:
         if background is not None and background.poll() is None:
             background.terminate()
-        if not dry_run and results:
-            plan.run_dir.mkdir(parents=True, exist_ok=True)
-            (plan.run_dir / "timings.json").write_text(json.dumps(results, indent=1))
+        if not dry_run and results:  # stage times of this run dir, kept across resumed runs
+            tfile = plan.run_dir / "timings.json"
+            old = json.loads(tfile.read_text()) if tfile.exists() else {}
+            old.update({k: v for k, v in results.items() if isinstance(v, float)})
+            tfile.write_text(json.dumps(old, indent=1))
     timed = {k: v for k, v in results.items() if isinstance(v, float)}
     if timed:
         say("stage times: " + ", ".join(f"{k} {_hms(v)}" for k, v in timed.items()) + f" | total {_hms(sum(timed.values()))}")
