@@ -295,6 +295,8 @@ def failure_message(stage: str, notebooks: list[Path], logs: list[Path] | None =
     return (f"stage `{stage}` failed before any cell raised (papermill or torchrun error)\n" + "\n".join(tails))
 
 # %% ../nbs/15_pipeline.ipynb #8776cbcc
+_NOISE = re.compile(r"^(\[default\d+\]:)?\s*$|^(\[default\d+\]:)?(Executing Cell|Ending Cell) \d+-+\s*$")
+
 class StageFailed(RuntimeError):
     "A stage notebook failed on some rank; the message names the cell and the executed notebook."
 
@@ -316,8 +318,12 @@ def run_stage(stage: str, notebook: Path, run_dir: Path, params: dict, launch: L
         old.unlink(missing_ok=True)
     cmd = stage_command(notebook, out_nb, log_dir, params, launch)
     t0 = time.time()
-    proc = subprocess.run(cmd, env=child_env(base_dir, launch.nproc),
-                          stdout=subprocess.DEVNULL if quiet else None, stderr=subprocess.DEVNULL if quiet else None)
+    proc = subprocess.Popen(cmd, env=child_env(base_dir, launch.nproc), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace")
+    for line in proc.stdout:  # rank 0's output (tee'd by torchrun), without papermill's cell markers
+        if not quiet and not _NOISE.match(line):
+            print(line, end="", flush=True)
+    proc.wait()
     dt = time.time() - t0
     if proc.returncode != 0:
         notebooks = [out_nb] + sorted(log_dir.glob(f"{stage}.rank*.ipynb"))
