@@ -272,9 +272,13 @@ mod tests {
         let mut n = 0;
         for cp in 0..0x11_0000u32 {
             let Some(c) = char::from_u32(cp) else { continue };
-            text.push_str(&format!("'{c}x{c}{c} {c}1{c}'l{c}'{c}e {c}\n{c}  {c}"));
+            text.push_str(&format!(" {c}{c}x1{c}'{c}\n{c}"));
+            if cp < 0x800 {
+                // contractions: is c one of the case-folded letters after an apostrophe?
+                text.push_str(&format!("'l{c}'{c}e {c}  {c}"));
+            }
             n += 1;
-            if n % 2000 == 0 {
+            if n % 4000 == 0 {
                 check(&text);
                 text.clear();
             }
