@@ -147,8 +147,8 @@ run_tests() {
         local clog="$scratch/cargo.log"
         if (cd rustbpe && cargo test --release 2>&1) | tee "$clog"; then :; else failed+=("cargo test"); fi
         local cp cf
-        cp=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$clog" | awk '{s+=$4} END {print s+0}')
-        cf=$(grep -Eo '[0-9]+ failed' "$clog" | awk '{s+=$1} END {print s+0}')
+        cp=$(grep -Eo 'test result: [A-Za-z]+\. [0-9]+ passed' "$clog" | awk '{s+=$4} END {print s+0}' || true)
+        cf=$(grep -Eo '[0-9]+ failed' "$clog" | awk '{s+=$1} END {print s+0}' || true)
         [[ " ${failed[*]-} " == *"cargo test"* ]] && [ "$cf" -eq 0 ] && cf=1
         npass=$((npass + cp)); nfail=$((nfail + cf))
     fi
@@ -157,8 +157,8 @@ run_tests() {
         local plog="$scratch/pytest.log" prc=0
         "$PY" -m pytest -q -p no:cacheprovider rustbpe/tests 2>&1 | tee "$plog" || prc=$?
         local pp pf
-        pp=$(tail -n 3 "$plog" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-        pf=$(tail -n 3 "$plog" | grep -Eo '[0-9]+ (failed|error|errors)' | awk '{s+=$1} END {print s+0}')
+        pp=$(tail -n 3 "$plog" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}' || true)
+        pf=$(tail -n 3 "$plog" | grep -Eo '[0-9]+ (failed|error|errors)' | awk '{s+=$1} END {print s+0}' || true)
         if [ "$prc" -ne 0 ]; then failed+=("pytest"); [ "$pf" -gt 0 ] || pf=1; fi
         npass=$((npass + pp)); nfail=$((nfail + pf))
     fi
