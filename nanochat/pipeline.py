@@ -142,7 +142,7 @@ PROFILES: dict[str, dict] = {
                        "eval_every": 25, "eval_tokens": 16_384, "sample_every": -1, "core_metric_every": -1,
                        "log_every": 5},
         "base_loss": {"split_tokens": 32_768},
-        "base_eval": {"max_per_task": 100},
+        "base_eval": {"max_per_task": 50},  # 14 offline tasks x 50 items
     },
     "speedrun": {
         "data": {"source": "fineweb", "num_shards": 240, "tokenizer_shards": 8},
