@@ -12,6 +12,9 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .common import dist_rank_world
+
+
 # %% auto #0
 __all__ = ['ADAMW_BETAS', 'ADAMW_EPS', 'make_adamw', 'shard_rows', 'DistAdamW']
 
@@ -59,12 +62,6 @@ def _pad_rows(t: Tensor, n: int) -> Tensor:
     return torch.cat([t, t.new_zeros((n - t.size(0), *t.shape[1:]))])
 
 # %% ../nbs/07_adamw.ipynb #10b9939c
-def _dist_rank_world() -> tuple[int, int]:
-    "(rank, world size) of the default process group, or (0, 1) without one."
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
 class DistAdamW(torch.optim.Optimizer):
     "AdamW with ZeRO-2 sharding: reduce-scatter grads, per-rank row-slice state and update, all-gather params."
     def __init__(self, param_groups, lr: float = 1e-3, betas: tuple[float, float] = ADAMW_BETAS,
@@ -79,7 +76,7 @@ class DistAdamW(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        rank, world = _dist_rank_world()
+        rank, world = dist_rank_world()
         pending = []  # (group, param, this rank's averaged grad rows, rows per rank, work handle)
         for group in self.param_groups:
             for p in group["params"]:

@@ -23,8 +23,8 @@ import torch.distributed as dist
 # %% auto #0
 __all__ = ['get_base_dir', 'in_test', 'stage_base_dir', 'autodetect_device_type', 'cpu_has_native_bf16', 'compute_dtype',
            'autocast_ctx', 'default_num_threads', 'set_threads', 'seed_everything', 'get_dist_info', 'is_ddp',
-           'get_rank', 'get_world_size', 'compute_init', 'compute_cleanup', 'print0', 'get_logger', 'atomic_write',
-           'atomic_torch_save', 'run_torchrun']
+           'dist_rank_world', 'get_rank', 'get_world_size', 'compute_init', 'compute_cleanup', 'print0', 'get_logger',
+           'atomic_write', 'atomic_torch_save', 'run_torchrun']
 
 # %% ../nbs/00_common.ipynb #da533e96
 def get_base_dir() -> Path:
@@ -132,6 +132,10 @@ def get_dist_info() -> tuple[bool, int, int, int]:
 def is_ddp() -> bool:
     "True when this process is one rank of a torchrun job (and the process group is up)."
     return dist.is_available() and dist.is_initialized()
+
+def dist_rank_world() -> tuple[int, int]:
+    "(rank, world size) of the initialised process group, or (0, 1) without one (what collectives will use)."
+    return (dist.get_rank(), dist.get_world_size()) if is_ddp() else (0, 1)
 
 def get_rank() -> int:
     "This process's global rank (0 when not distributed)."

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from .common import compute_dtype
+from .common import compute_dtype, dist_rank_world
 
 # %% auto #0
 __all__ = ['NS_COEFFS', 'ns_dtype', 'zeropower_via_newtonschulz5', 'get_muon_momentum', 'Muon', 'DistMuon']
@@ -94,18 +94,8 @@ class Muon(torch.optim.Optimizer):
         return loss
 
 # %% ../nbs/06_muon.ipynb #d34ee9f4
-def _dist_rank_world() -> tuple[int, int]:
-    "(rank, world size) of the default process group, or (0, 1) without one."
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-class DistMuon(torch.optim.Optimizer):
-    "Muon for data parallel training: reduce-scatter grads, owner-rank update, all-gather weights."
-    def __init__(self, params: Iterable[Tensor], lr: float = 0.02, momentum: float = 0.95,
-                 nesterov: bool = True, ns_steps: int = 5):
-        defaults = dict(lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps)
-        super().__init__(_group_by_shape(list(params)), defaults)
+class DistMuon(Muon):
+    "Muon for data parallel training: reduce-scatter grads, owner-rank update, all-gather weights (same constructor)."
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -114,7 +104,7 @@ class DistMuon(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        rank, world = _dist_rank_world()
+        rank, world = dist_rank_world()
         assert all(p.grad is not None for g in self.param_groups for p in g["params"]), "every param needs a grad"
         pending = []  # (group, chunk, averaged grad of this rank's matrix, work handle)
         for group in self.param_groups:
