@@ -21,10 +21,11 @@ import torch
 import torch.distributed as dist
 
 # %% auto #0
-__all__ = ['get_base_dir', 'in_test', 'stage_base_dir', 'autodetect_device_type', 'cpu_has_native_bf16', 'compute_dtype',
-           'autocast_ctx', 'default_num_threads', 'set_threads', 'seed_everything', 'get_dist_info', 'is_ddp',
-           'dist_rank_world', 'get_rank', 'get_world_size', 'compute_init', 'compute_cleanup', 'print0', 'get_logger',
-           'atomic_write', 'atomic_torch_save', 'run_torchrun']
+__all__ = ['get_base_dir', 'in_test', 'in_pipeline', 'is_scratch_dir', 'link_inputs', 'stage_base_dir', 'autodetect_device_type',
+           'cpu_has_native_bf16', 'compute_dtype', 'autocast_ctx', 'default_num_threads', 'set_threads',
+           'seed_everything', 'get_dist_info', 'is_ddp', 'dist_rank_world', 'get_rank', 'get_world_size',
+           'compute_init', 'compute_cleanup', 'print0', 'get_logger', 'atomic_write', 'atomic_torch_save',
+           'run_torchrun']
 
 # %% ../nbs/00_common.ipynb #da533e96
 def get_base_dir() -> Path:
@@ -39,15 +40,64 @@ def in_test() -> bool:
     "True when running under `nbdev_test` (which sets the `IN_TEST` environment variable)."
     return bool(os.environ.get("IN_TEST"))
 
-def stage_base_dir(stage: str, base_dir: str | os.PathLike | None = None) -> Path:
-    "Base dir for a pipeline stage: `base_dir` if given, a private scratch dir under `nbdev_test`, else `get_base_dir()`."
+def in_pipeline() -> bool:
+    "True in a process the stage runner launched (it sets `NANOCHAT_PIPELINE=1`)."
+    return os.environ.get("NANOCHAT_PIPELINE") == "1"
+
+_SCRATCH_MARK = ".nanochat_scratch"  # marks a base dir made by stage_base_dir for a test or a reader
+
+def is_scratch_dir(base_dir: str | os.PathLike) -> bool:
+    "True for a scratch base dir from `stage_base_dir`: a stage may build missing inputs there as stand-ins."
+    return (Path(base_dir) / _SCRATCH_MARK).exists()
+
+def _scratch_dir(stage: str) -> Path:
+    "A fresh private directory, the same one for every rank of one torchrun job."
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if run_id and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        path = Path(tempfile.gettempdir()) / f"nanochat_{stage}_{run_id}"
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        path = Path(tempfile.mkdtemp(prefix=f"nanochat_{stage}_"))
+    (path / _SCRATCH_MARK).touch()
+    return path
+
+def link_inputs(src: str | os.PathLike, dst: str | os.PathLike, inputs) -> tuple[list[str], list[str]]:
+    "Mirror each folder `inputs` names from `src` into `dst` as per-file symlinks; returns (linked, missing)."
+    src, dst = Path(src), Path(dst)
+    linked, missing = [], []
+    for name in inputs:
+        files = [f for f in sorted((src / name).rglob("*")) if f.is_file() and not f.name.startswith(".")]
+        if not files:
+            missing.append(name)
+            continue
+        for f in files:
+            link = dst / f.relative_to(src)
+            link.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(FileExistsError):  # another rank made it
+                link.symlink_to(f.resolve())
+        linked.append(name)
+    return linked, missing
+
+def stage_base_dir(stage: str, base_dir: str | os.PathLike | None = None, inputs=()) -> Path:
+    "Where a stage writes: `base_dir`, the real base dir (pipeline), or a scratch dir (tests; readers, seeded with `inputs`)."
+    say = print if int(os.environ.get("RANK", "0")) == 0 else (lambda *a: None)
     if base_dir:
         path = Path(base_dir).expanduser()
+        path.mkdir(parents=True, exist_ok=True)
+        say(f"{stage}: writing to {path} (the base_dir parameter)")
+    elif in_pipeline():
+        path = get_base_dir()
+        say(f"{stage}: writing to {path} (the run's base dir)")
     elif in_test():
-        path = Path(tempfile.mkdtemp(prefix=f"nanochat_test_{stage}_"))
+        path = _scratch_dir(stage)
+        say(f"{stage}: writing to scratch dir {path} (under nbdev_test: tiny stand-ins for every input)")
     else:
-        return get_base_dir()
-    path.mkdir(parents=True, exist_ok=True)
+        real = Path(os.environ.get("NANOCHAT_BASE_DIR") or Path.home() / ".cache" / "nanochat")
+        path = _scratch_dir(stage)
+        linked, missing = link_inputs(real, path, inputs)
+        note = (f"; reading {', '.join(linked)} from {real} through links" if linked else "")
+        note += (f"; no {', '.join(missing)} in {real}: tiny stand-ins" if missing else "")
+        say(f"{stage}: writing to scratch dir {path}{note}; pass base_dir={str(real)!r} to write the real run")
     return path
 
 # %% ../nbs/00_common.ipynb #b9ae312f

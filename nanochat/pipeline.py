@@ -302,8 +302,9 @@ class StageFailed(RuntimeError):
     "A stage notebook failed on some rank; the message names the cell and the executed notebook."
 
 def child_env(base_dir: str | os.PathLike, nproc: int) -> dict:
-    "Environment for a stage's processes: the base dir, unbuffered output, no test mode."
-    env = {**os.environ, "NANOCHAT_BASE_DIR": str(base_dir), "PYTHONUNBUFFERED": "1"}
+    "Environment for a stage's processes: the base dir, the pipeline marker, unbuffered output, no test mode."
+    # NANOCHAT_PIPELINE=1 tells stage_base_dir to write the real base dir (anyone else gets a scratch dir)
+    env = {**os.environ, "NANOCHAT_BASE_DIR": str(base_dir), "NANOCHAT_PIPELINE": "1", "PYTHONUNBUFFERED": "1"}
     for k in ("IN_TEST", "MPLBACKEND", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
     if nproc > 1 and "OMP_NUM_THREADS" not in os.environ:
