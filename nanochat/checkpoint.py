@@ -18,7 +18,7 @@ from .gpt import GPT, GPTConfig, config_from_depth
 
 # %% auto #0
 __all__ = ['CHECKPOINT_SOURCES', 'checkpoint_paths', 'save_checkpoint', 'load_checkpoint', 'find_last_step', 'find_largest_model',
-           'strip_compile_prefix', 'build_model', 'load_model', 'ensure_base_checkpoint']
+           'strip_compile_prefix', 'check_tokenizer', 'build_model', 'load_model', 'ensure_base_checkpoint']
 
 # %% ../nbs/08_checkpoint.ipynb #47a9343f
 def checkpoint_paths(checkpoint_dir: str | os.PathLike, step: int, rank: int = 0) -> dict[str, Path]:
@@ -101,15 +101,24 @@ def strip_compile_prefix(state: dict) -> dict:
     "The state dict with the `_orig_mod.` prefix that torch.compile adds removed from the start of keys."
     return {k.removeprefix("_orig_mod."): v for k, v in state.items()}
 
-def _find_tokenizer(base_dir: Path, vocab_size: int):
-    "The tokenizer in `<base_dir>/tokenizer/` if there is one (checked against the model's vocab), else None."
+def check_tokenizer(tokenizer, meta: dict, where: str = "the checkpoint") -> None:
+    "Raise ValueError unless `tokenizer` has the model's vocab size and the fingerprint recorded in `meta`."
+    vocab_size = meta["model_config"]["vocab_size"]
+    if tokenizer.get_vocab_size() != vocab_size:
+        raise ValueError(f"{where} has vocab_size {vocab_size} but the tokenizer has {tokenizer.get_vocab_size()} ids: "
+                         "they were not trained together")
+    expected, found = meta.get("tokenizer_fingerprint"), tokenizer.fingerprint()
+    if expected is not None and expected != found:
+        raise ValueError(f"{where} was trained with tokenizer {expected} but the tokenizer offered has fingerprint "
+                         f"{found}: its ids mean other tokens")
+
+def _find_tokenizer(base_dir: Path, meta: dict, where: str):
+    "The tokenizer in `<base_dir>/tokenizer/` if there is one (checked against the checkpoint), else None."
     if not (base_dir / "tokenizer" / "tokenizer.pkl").exists():
         return None
     from nanochat.tokenizer import get_tokenizer  # a late import: the tokenizer is optional here
     tokenizer = get_tokenizer(base_dir)
-    if tokenizer.get_vocab_size() > vocab_size:
-        raise ValueError(f"the tokenizer in {base_dir / 'tokenizer'} has {tokenizer.get_vocab_size()} ids "
-                         f"but the model's vocab_size is {vocab_size}")
+    check_tokenizer(tokenizer, meta, f"{where} (tokenizer from {base_dir / 'tokenizer'})")
     return tokenizer
 
 def build_model(checkpoint_dir: str | os.PathLike, step: int, device, phase: str,
@@ -121,6 +130,8 @@ def build_model(checkpoint_dir: str | os.PathLike, step: int, device, phase: str
     model_state, _, meta = load_checkpoint(checkpoint_dir, step, device)
     if "model_config" not in meta:
         raise KeyError(f"meta_{step:06d}.json in {checkpoint_dir} has no 'model_config'")
+    base_dir = Path(base_dir) if base_dir is not None else Path(checkpoint_dir).resolve().parent.parent
+    tokenizer = _find_tokenizer(base_dir, meta, f"the checkpoint {Path(checkpoint_dir) / f'model_{step:06d}.pt'}")
     if device.type in ("cpu", "mps"):
         model_state = {k: v.float() if v.dtype == torch.bfloat16 else v for k, v in model_state.items()}
     model_state = strip_compile_prefix(model_state)
@@ -131,8 +142,7 @@ def build_model(checkpoint_dir: str | os.PathLike, step: int, device, phase: str
     model.init_weights()  # also recomputes the rotary tables, which are not in the checkpoint
     model.load_state_dict(model_state, strict=True, assign=True)
     model.train(phase == "train")
-    base_dir = Path(base_dir) if base_dir is not None else Path(checkpoint_dir).resolve().parent.parent
-    return model, _find_tokenizer(base_dir, config.vocab_size), meta
+    return model, tokenizer, meta
 
 # %% ../nbs/08_checkpoint.ipynb #6b26105f
 CHECKPOINT_SOURCES = {"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints",
@@ -164,9 +174,14 @@ def ensure_base_checkpoint(base_dir: str | os.PathLike, depth: int = 2, vocab_si
         return model_dir
     except FileNotFoundError:
         pass
-    if vocab_size is None:
-        from nanochat.tokenizer import ensure_tokenizer  # a late import: only stand-ins need it
-        vocab_size = ensure_tokenizer(base_dir).get_vocab_size()
+    from nanochat.tokenizer import ensure_tokenizer, get_tokenizer  # a late import: only stand-ins need it
+    if (Path(base_dir) / "tokenizer" / "tokenizer.pkl").exists():
+        tokenizer = get_tokenizer(base_dir)
+    else:
+        tokenizer = ensure_tokenizer(base_dir) if vocab_size is None else None
+    if tokenizer is not None and vocab_size not in (None, tokenizer.get_vocab_size()):
+        raise ValueError(f"vocab_size {vocab_size} differs from the {tokenizer.get_vocab_size()} ids of the tokenizer in {base_dir}")
+    vocab_size = vocab_size or tokenizer.get_vocab_size()
     config = config_from_depth(depth, vocab_size=vocab_size, sequence_len=sequence_len)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -174,5 +189,7 @@ def ensure_base_checkpoint(base_dir: str | os.PathLike, depth: int = 2, vocab_si
         model.init_weights()
     model_dir = checkpoints_dir / f"d{depth}"
     meta = dict(model_config=asdict(config), step=0, stand_in=True)
+    if tokenizer is not None:
+        meta["tokenizer_fingerprint"] = tokenizer.fingerprint()
     save_checkpoint(model_dir, 0, model.state_dict(), None, meta)
     return model_dir

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import html
 import os
 import pickle
@@ -104,6 +105,16 @@ class Tokenizer:
         lengths = [0 if i in specials else len(self.enc.decode_single_token_bytes(i))
                    for i in range(self.get_vocab_size())]
         return torch.tensor(lengths, dtype=torch.long)
+
+    def fingerprint(self) -> str:
+        "sha256 (hex) of the split pattern, the mergeable ranks and the special tokens: what fixes every id."
+        h = hashlib.sha256()
+        h.update(self.enc._pat_str.encode("utf-8") + b"\0")
+        for token, rank in sorted(self.enc._mergeable_ranks.items(), key=lambda kv: kv[1]):
+            h.update(rank.to_bytes(4, "little") + len(token).to_bytes(2, "little") + token)
+        for name, id in sorted(self.enc._special_tokens.items(), key=lambda kv: kv[1]):
+            h.update(id.to_bytes(4, "little") + name.encode("utf-8") + b"\0")
+        return h.hexdigest()
 
     # --- encode / decode ------------------------------------------------------------------
     def _special_id(self, tok: int | str) -> int:
