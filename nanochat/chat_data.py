@@ -13,8 +13,8 @@ from typing import Iterator
 import torch
 
 # %% auto #0
-__all__ = ['TASK_NAMES', 'extract_answer', 'ToyMath', 'parse_task_specs', 'build_task', 'build_mixture', 'pack_conversations',
-           'sft_collate', 'sft_batches']
+__all__ = ['TASK_NAMES', 'SOURCE_STAGE', 'extract_answer', 'ToyMath', 'parse_task_specs', 'build_task', 'build_mixture',
+           'pack_conversations', 'sft_collate', 'sft_batches', 'load_source', 'StopOnSignal']
 
 # %% ../nbs/18_chat_data.ipynb #8f368c3a
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
@@ -188,3 +188,57 @@ def sft_batches(dataset, tokenizer, B: int, rank: int = 0, world_size: int = 1, 
                 epoch += 1
         x, y = sft_collate(convs, tokenizer, max_len, device)
         yield x, y, {"cursor": cursor, "epoch": epoch, "progress": epoch + cursor / n}
+
+# %% ../nbs/18_chat_data.ipynb #e3aacafb
+SOURCE_STAGE = {"base": "base_train (30_base_train)", "mid": "mid_train (40_mid_train)",
+                "sft": "chat_sft (50_chat_sft)", "rl": "chat_rl (60_chat_rl)"}
+
+def load_source(source: str, base_dir, device, phase: str = "eval", model_tag: str = "", step: int = -1):
+    "(model, tokenizer, meta) of the `source` checkpoint in `base_dir`; errors name the stage that writes it."
+    from nanochat.checkpoint import CHECKPOINT_SOURCES, load_model
+    from nanochat.tokenizer import get_tokenizer
+    if source not in SOURCE_STAGE:
+        raise ValueError(f"unknown source `{source}`; sources: {', '.join(SOURCE_STAGE)}")
+    where = f"{base_dir}/{CHECKPOINT_SOURCES[source]}/{model_tag or '<largest d*>'}"
+    try:
+        model, tokenizer, meta = load_model(source, device, phase, model_tag=model_tag or None,
+                                            step=None if step < 0 else step, base_dir=base_dir)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"no {source} checkpoint in {where}: run the stage {SOURCE_STAGE[source]} first ({e})") from None
+    if tokenizer is None:
+        tokenizer = get_tokenizer(base_dir)  # raises, naming the missing tokenizer dir
+    return model, tokenizer, meta
+
+# %% ../nbs/18_chat_data.ipynb #121b36c3
+import signal
+
+class StopOnSignal:
+    "Context manager: SIGINT/SIGTERM set `.requested` (a second one raises KeyboardInterrupt); `.check()` agrees over ranks."
+    def __init__(self, signals=(signal.SIGINT, signal.SIGTERM)):
+        self.signals, self.requested, self._old = signals, False, {}
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt(f"second signal {signum}")
+        self.requested = True
+
+    def __enter__(self) -> "StopOnSignal":
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            for s in self.signals:
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old = {}
+
+    def check(self, device="cpu") -> bool:
+        "True if any rank was signalled (an all-reduce under torch.distributed)."
+        import torch.distributed as dist
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            t = torch.tensor(int(self.requested), device=device)
+            dist.all_reduce(t, op=dist.ReduceOp.MAX)
+            self.requested = bool(t.item())
+        return self.requested
