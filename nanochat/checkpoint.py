@@ -8,17 +8,16 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from .common import atomic_torch_save, atomic_write, get_base_dir, print0
-from .gpt import GPT, GPTConfig, config_from_depth
+from .gpt import GPT, GPTConfig
 
 # %% auto #0
 __all__ = ['CHECKPOINT_SOURCES', 'checkpoint_paths', 'save_checkpoint', 'load_checkpoint', 'find_last_step', 'find_largest_model',
-           'strip_compile_prefix', 'check_tokenizer', 'build_model', 'load_model', 'ensure_base_checkpoint']
+           'strip_compile_prefix', 'check_tokenizer', 'build_model', 'load_model']
 
 # %% ../nbs/08_checkpoint.ipynb #47a9343f
 def checkpoint_paths(checkpoint_dir: str | os.PathLike, step: int, rank: int = 0) -> dict[str, Path]:
@@ -162,34 +161,3 @@ def load_model(source: str, device, phase: str, model_tag: str | None = None, st
     model, tokenizer, meta = build_model(checkpoint_dir, step, device, phase, base_dir=base_dir)
     meta.setdefault("model_tag", model_tag)
     return model, tokenizer, meta
-
-# %% ../nbs/08_checkpoint.ipynb #5c2e52c6
-def ensure_base_checkpoint(base_dir: str | os.PathLike, depth: int = 2, vocab_size: int | None = None,
-                           sequence_len: int = 128) -> Path:
-    "The model dir of the base checkpoint in `base_dir`; writes a freshly initialised tiny GPT at step 0 if none exists."
-    checkpoints_dir = Path(base_dir) / CHECKPOINT_SOURCES["base"]
-    try:
-        model_dir = checkpoints_dir / find_largest_model(checkpoints_dir)
-        find_last_step(model_dir)
-        return model_dir
-    except FileNotFoundError:
-        pass
-    from nanochat.tokenizer import ensure_tokenizer, get_tokenizer  # a late import: only stand-ins need it
-    if (Path(base_dir) / "tokenizer" / "tokenizer.pkl").exists():
-        tokenizer = get_tokenizer(base_dir)
-    else:
-        tokenizer = ensure_tokenizer(base_dir) if vocab_size is None else None
-    if tokenizer is not None and vocab_size not in (None, tokenizer.get_vocab_size()):
-        raise ValueError(f"vocab_size {vocab_size} differs from the {tokenizer.get_vocab_size()} ids of the tokenizer in {base_dir}")
-    vocab_size = vocab_size or tokenizer.get_vocab_size()
-    config = config_from_depth(depth, vocab_size=vocab_size, sequence_len=sequence_len)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = GPT(config)
-        model.init_weights()
-    model_dir = checkpoints_dir / f"d{depth}"
-    meta = dict(model_config=asdict(config), step=0, stand_in=True)
-    if tokenizer is not None:
-        meta["tokenizer_fingerprint"] = tokenizer.fingerprint()
-    save_checkpoint(model_dir, 0, model.state_dict(), None, meta)
-    return model_dir

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import random
-import subprocess
-import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +20,7 @@ import torch.distributed as dist
 __all__ = ['get_base_dir', 'in_test', 'in_pipeline', 'is_scratch_dir', 'link_inputs', 'stage_base_dir', 'autodetect_device_type',
            'cpu_has_native_bf16', 'compute_dtype', 'autocast_ctx', 'default_num_threads', 'set_threads',
            'seed_everything', 'get_dist_info', 'is_ddp', 'dist_rank_world', 'get_rank', 'get_world_size',
-           'compute_init', 'compute_cleanup', 'print0', 'get_logger', 'atomic_write', 'atomic_torch_save',
-           'run_torchrun']
+           'compute_init', 'compute_cleanup', 'print0', 'atomic_write', 'atomic_torch_save']
 
 # %% ../nbs/00_common.ipynb #da533e96
 def get_base_dir() -> Path:
@@ -229,17 +224,6 @@ def print0(*args, **kwargs) -> None:
     if get_rank() == 0:
         print(*args, **kwargs)
 
-def get_logger(name: str = "nanochat") -> logging.Logger:
-    "A logger tagged with the rank; INFO on rank 0, WARNING elsewhere."
-    logger = logging.getLogger(name)
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter(f"%(asctime)s [rank {get_rank()}] %(levelname)s %(message)s", "%H:%M:%S"))
-        logger.addHandler(handler)
-        logger.propagate = False
-    logger.setLevel(logging.INFO if get_rank() == 0 else logging.WARNING)
-    return logger
-
 # %% ../nbs/00_common.ipynb #9f472227
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike):
@@ -262,26 +246,3 @@ def atomic_torch_save(obj, path: str | os.PathLike) -> None:
     "`torch.save(obj, path)` through `atomic_write`."
     with atomic_write(path) as tmp:
         torch.save(obj, tmp)
-
-# %% ../nbs/00_common.ipynb #56a171c9
-def run_torchrun(code: str, nproc: int = 2, timeout: float = 300, env: dict | None = None) -> list[str]:
-    "Run Python `code` under `torchrun --standalone --nproc_per_node=nproc` (gloo on CPU); return each rank's stdout."
-    with tempfile.TemporaryDirectory(prefix="nanochat_torchrun_") as d:
-        script = Path(d) / "job.py"
-        script.write_text(textwrap.dedent(code))
-        logs = Path(d) / "logs"
-        run_env = {**os.environ, "NANOCHAT_DEVICE": "cpu", "NANOCHAT_THREADS": "1", "OMP_NUM_THREADS": "1",
-                   "PYTHONUNBUFFERED": "1", **(env or {})}
-        run_env.pop("IN_TEST", None)
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "--log-dir", str(logs), "--redirects", "3", "--tee", "0", str(script)]
-        proc = subprocess.run(cmd, env=run_env, cwd=d, capture_output=True, text=True, timeout=timeout)
-        outs = []
-        for r in range(nproc):
-            found = sorted(logs.rglob(f"attempt_0/{r}/stdout.log"))
-            outs.append(found[0].read_text() if found else "")
-        if proc.returncode != 0:
-            errs = [(sorted(logs.rglob(f"attempt_0/{r}/stderr.log")) or [None])[0] for r in range(nproc)]
-            detail = "\n".join(f"--- rank {r} stderr ---\n{e.read_text()[-3000:] if e else ''}" for r, e in enumerate(errs))
-            raise RuntimeError(f"torchrun failed with exit code {proc.returncode}\n{proc.stderr[-2000:]}\n{detail}")
-        return outs

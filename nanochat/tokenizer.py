@@ -21,7 +21,7 @@ from .common import atomic_torch_save, atomic_write, get_base_dir
 
 # %% auto #0
 __all__ = ['SPLIT_PATTERN', 'SPECIAL_TOKENS', 'Tokenizer', 'render_conversation', 'render_for_completion',
-           'visualize_tokenization', 'get_tokenizer', 'get_token_bytes', 'ensure_tokenizer']
+           'visualize_tokenization', 'get_tokenizer', 'get_token_bytes']
 
 # %% ../nbs/02_tokenizer.ipynb #da533e96
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
@@ -171,12 +171,6 @@ class Tokenizer:
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.get_vocab_size()}, specials={len(self.get_special_tokens())})"
 
-# %% ../nbs/02_tokenizer.ipynb #c7be9f06
-def _fixture_texts() -> list[str]:
-    "The 402 fixture documents (nbs/fixtures/wiki_sample.jsonl)."
-    from nanochat.dataset import fixture_texts  # lazy: inference needs no pyarrow
-    return fixture_texts()
-
 # %% ../nbs/02_tokenizer.ipynb #043d204b
 _ROLES = ("system", "user", "assistant")
 _PART_TYPES = ("text", "python", "python_output")
@@ -298,12 +292,3 @@ def get_token_bytes(base_dir: str | os.PathLike | None = None, device: str | tor
         raise FileNotFoundError(f"no token_bytes at {path}: it is written with the tokenizer by "
                                 "`bash run_all.sh tok_train` (nbs/20_tok_train.ipynb)")
     return torch.load(path, map_location=device)
-
-def ensure_tokenizer(base_dir: str | os.PathLike, vocab_size: int = 512) -> Tokenizer:
-    "Load the tokenizer in `<base_dir>/tokenizer`, or train a tiny stand-in on the fixture text and save it there."
-    tokenizer_dir = _tokenizer_dir(base_dir)
-    if (tokenizer_dir / "tokenizer.pkl").exists() and (tokenizer_dir / "token_bytes.pt").exists():
-        return Tokenizer.from_directory(tokenizer_dir)
-    tokenizer = Tokenizer.train_from_iterator(_fixture_texts(), vocab_size=vocab_size)
-    tokenizer.save(tokenizer_dir)
-    return tokenizer
