@@ -64,10 +64,17 @@ def apply_rotary_emb(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> t
     return torch.cat([y1, y2], 3)
 
 # %% ../nbs/05_gpt.ipynb #9c233095
-def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                     row_start: torch.Tensor | None = None) -> torch.Tensor:
     "Causal softmax attention of q (B, H, Tq, D) over k, v (B, Hkv, Tk, D); the queries are the last Tq positions."
     Tq, Tk = q.size(2), k.size(2)
     gqa = k.size(1) != q.size(1)  # grouped-query attention: several query heads share a key/value head
+    if row_start is not None:  # left-padded rows (B,): row b's keys before column row_start[b] are padding
+        q_pos = torch.arange(Tk - Tq, Tk, device=q.device)[:, None]  # (Tq, 1) columns of the queries
+        k_pos = torch.arange(Tk, device=q.device)[None, :]  # (1, Tk)
+        # causal, no padding key, but a query always sees itself (so a padding query has a finite output)
+        allowed = (k_pos <= q_pos) & ((k_pos >= row_start[:, None, None]) | (k_pos == q_pos))  # (B, Tq, Tk)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None], enable_gqa=gqa)
     if Tq == Tk:  # training, or a prefill into an empty cache
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
     if Tq == 1:  # decoding one token: it sees the whole cache
@@ -101,7 +108,7 @@ class CausalSelfAttention(nn.Module):
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, T, H, D) -> (B, H, T, D)
         if kv_cache is not None:
             k, v = kv_cache.insert_kv(self.layer_idx, k, v)  # (B, Hkv, T_cached + T, D)
-        y = causal_attention(q, k, v)
+        y = causal_attention(q, k, v, None if kv_cache is None else kv_cache.row_start)
         y = y.transpose(1, 2).contiguous().view(B, T, -1)  # (B, H, T, D) -> (B, T, H*D)
         return self.c_proj(y)
 
@@ -183,7 +190,11 @@ class GPT(nn.Module):
         B, T = idx.size()
         T0 = 0 if kv_cache is None else kv_cache.get_pos()  # decoding continues at the cache position
         assert T0 + T <= self.cos.size(1), f"sequence grew beyond the rotary tables: {T0 + T} > {self.cos.size(1)}"
-        cos_sin = self.cos[:, T0:T0 + T], self.sin[:, T0:T0 + T]
+        if kv_cache is not None and kv_cache.row_start is not None:  # left-padded rows count positions from their start
+            pos = (torch.arange(T0, T0 + T, device=idx.device)[None, :] - kv_cache.row_start[:, None]).clamp(min=0)
+            cos_sin = self.cos[0][pos], self.sin[0][pos]  # (B, T, 1, head_dim/2)
+        else:
+            cos_sin = self.cos[:, T0:T0 + T], self.sin[:, T0:T0 + T]
         x = norm(self.transformer.wte(idx))  # (B, T, n_embd)
         for block in self.transformer.h:
             x = block(x, cos_sin, kv_cache)
@@ -260,14 +271,19 @@ class GPT(nn.Module):
 # %% ../nbs/05_gpt.ipynb #bf43e82b
 class KVCache:
     "Keys and values of every layer for the positions seen so far: (num_layers, 2, B, H_kv, T, D)."
-    def __init__(self, batch_size: int, num_heads: int, seq_len: int, head_dim: int, num_layers: int):
+    def __init__(self, batch_size: int, num_heads: int, seq_len: int, head_dim: int, num_layers: int,
+                 row_start: torch.Tensor | None = None):
         self.kv_shape = (num_layers, 2, batch_size, num_heads, seq_len, head_dim)
         self.kv_cache = None  # allocated on the first insert, with the dtype/device of the keys
         self.pos = 0  # number of positions cached
+        # left padding: row b's tokens start at column row_start[b] (a LongTensor (B,) on the model's device)
+        self.row_start = None if row_start is None else torch.as_tensor(row_start, dtype=torch.long)
+        if self.row_start is not None and self.row_start.shape != (batch_size,):
+            raise ValueError(f"row_start must have one entry per row ({batch_size}); got shape {tuple(self.row_start.shape)}")
 
     def reset(self) -> None:
-        "Forget all positions (the memory is kept)."
-        self.pos = 0
+        "Forget all positions and the padding (the memory is kept)."
+        self.pos, self.row_start = 0, None
 
     def get_pos(self) -> int:
         "How many positions are cached (the position of the next token)."
@@ -285,6 +301,7 @@ class KVCache:
         self.kv_cache = torch.empty(self.kv_shape, dtype=other.kv_cache.dtype, device=other.kv_cache.device)
         self.kv_cache[:, :, :, :, :other.pos] = other.kv_cache[:, :, :, :, :other.pos]
         self.pos = other.pos
+        self.row_start = None if other.row_start is None else other.row_start.expand(B).clone()
 
     def insert_kv(self, layer_idx: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "Append this layer's new k, v (B, H_kv, T_new, D); return views of all its cached keys and values."
