@@ -13,17 +13,17 @@ from typing import Iterator
 import torch
 
 # %% auto #0
-__all__ = ['TASK_NAMES', 'SOURCE_STAGE', 'extract_answer', 'ToyMath', 'parse_task_specs', 'build_task', 'build_mixture',
-           'pack_conversations', 'sft_collate', 'sft_batches', 'load_source', 'StopOnSignal']
+__all__ = ['TASK_NAMES', 'SOURCE_STAGE', 'extract_answer', 'ToyMath', 'ToyChoice', 'parse_task_specs', 'build_task',
+           'build_mixture', 'pack_conversations', 'sft_collate', 'sft_batches', 'load_source', 'StopOnSignal']
 
 # %% ../nbs/18_chat_data.ipynb #8f368c3a
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 _ANSWER = re.compile(r"####\s*(-?[\d,]+)")
 
 def extract_answer(text: str) -> str | None:
-    "The number after the last `####` in `text` (commas removed), or None."
-    found = _ANSWER.findall(text)
-    return found[-1].replace(",", "") if found else None
+    "The number after the first `####` in `text` (commas removed), or None (as GSM8K's grading)."
+    m = _ANSWER.search(text)
+    return m.group(1).replace(",", "") if m else None
 
 class ToyMath:
     "One-operation arithmetic word problems in GSM8K's answer format (calculator call, then `#### n`)."
@@ -57,7 +57,33 @@ class ToyMath:
         "1.0 for the right final number, else 0.0."
         return float(self.evaluate(conversation, completion))
 
-# %% ../nbs/18_chat_data.ipynb #ba41ab68
+# %% ../nbs/18_chat_data.ipynb #3ca71311
+class ToyChoice:
+    "Which of four numbers is the largest? (multiple choice, answer = one letter)."
+    eval_type = "categorical"
+    letters = ("A", "B", "C", "D")
+
+    def __init__(self, split: str = "train", size: int = 1000):
+        if split not in ("train", "test"):
+            raise ValueError(f"ToyChoice split must be 'train' or 'test', got {split!r}")
+        rng = random.Random(f"toy_choice-{split}")
+        self.items = [rng.sample(range(100), 4) for _ in range(size)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        nums = self.items[i]
+        question = "Which number is the largest?\n" + "\n".join(f"- {v}={l}" for v, l in zip(nums, self.letters))
+        answer = self.letters[nums.index(max(nums))]
+        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+                "letters": self.letters}
+
+    def evaluate(self, conversation: dict, completion: str) -> bool:
+        "True when the completion is the right letter."
+        return completion.strip() == conversation["messages"][-1]["content"]
+
+# %% ../nbs/18_chat_data.ipynb #c72e9bea
 def _hub_task(name: str, split: str, n: int | None, source: str):
     import nanochat.tasks as T  # a late import: the toy task needs no datasets
     sl = {} if n is None else {"stop": n}
@@ -85,7 +111,7 @@ def _hub_task(name: str, split: str, n: int | None, source: str):
         return T.CustomJSON(filepath=path, **sl) if path else T.CustomJSON(**sl)
     raise AssertionError(name)
 
-TASK_NAMES = ("toy_math", "smoltalk", "mmlu_aux", "mmlu", "arc_easy", "arc_challenge", "gsm8k", "humaneval",
+TASK_NAMES = ("toy_math", "toy_choice", "smoltalk", "mmlu_aux", "mmlu", "arc_easy", "arc_challenge", "gsm8k", "humaneval",
               "spelling_bee", "simple_spelling", "identity")
 
 def parse_task_specs(specs: str) -> list[tuple[str, int | None]]:
@@ -106,6 +132,8 @@ def build_task(name: str, split: str, n: int | None = None, source: str = "auto"
     "The task `name` for `split` with at most `n` rows."
     if name == "toy_math":
         return ToyMath(split, size=n or 1000)
+    if name == "toy_choice":
+        return ToyChoice(split, size=n or 1000)
     if name not in TASK_NAMES:
         raise ValueError(f"unknown task `{name}`; tasks: {', '.join(TASK_NAMES)}")
     return _hub_task(name, split, n, source)
@@ -125,15 +153,9 @@ class _Mixture:
 def build_mixture(specs: str, split: str, source: str = "auto"):
     "The mixture of the tasks in `specs` for `split` (one task alone is returned as it is)."
     tasks = [build_task(name, split, n, source) for name, n in parse_task_specs(specs)]
-    if len(tasks) == 1:
-        return tasks[0]
-    try:
-        from nanochat.tasks import TaskMixture
-    except ImportError:
-        return _Mixture(tasks)
-    return TaskMixture(tasks)
+    return tasks[0] if len(tasks) == 1 else _Mixture(tasks)
 
-# %% ../nbs/18_chat_data.ipynb #6a490b5d
+# %% ../nbs/18_chat_data.ipynb #a0e00948
 def pack_conversations(dataset, tokenizer, B: int, T: int, device="cpu", rank: int = 0, world_size: int = 1,
                        cursor: int | None = None, max_tokens: int = 2048) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
     "Yield (inputs (B, T), targets (B, T), state) of conversations rendered and packed end to end (all tokens trained)."
@@ -156,7 +178,7 @@ def pack_conversations(dataset, tokenizer, B: int, T: int, device="cpu", rank: i
         state = {"cursor": cursor, "epoch": epoch, "progress": epoch + cursor / n}
         yield x.to(device), y.to(device), state
 
-# %% ../nbs/18_chat_data.ipynb #6fee2962
+# %% ../nbs/18_chat_data.ipynb #3b683780
 def sft_collate(conversations: list[dict], tokenizer, max_len: int = 2048, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     "(inputs (B, L), targets (B, L)) padded to the longest row; targets -1 where not trained or padding."
     pad = tokenizer.encode_special("<|assistant_end|>")
@@ -189,7 +211,7 @@ def sft_batches(dataset, tokenizer, B: int, rank: int = 0, world_size: int = 1, 
         x, y = sft_collate(convs, tokenizer, max_len, device)
         yield x, y, {"cursor": cursor, "epoch": epoch, "progress": epoch + cursor / n}
 
-# %% ../nbs/18_chat_data.ipynb #e3aacafb
+# %% ../nbs/18_chat_data.ipynb #01018229
 SOURCE_STAGE = {"base": "base_train (30_base_train)", "mid": "mid_train (40_mid_train)",
                 "sft": "chat_sft (50_chat_sft)", "rl": "chat_rl (60_chat_rl)"}
 
@@ -209,7 +231,7 @@ def load_source(source: str, base_dir, device, phase: str = "eval", model_tag: s
         tokenizer = get_tokenizer(base_dir)  # raises, naming the missing tokenizer dir
     return model, tokenizer, meta
 
-# %% ../nbs/18_chat_data.ipynb #121b36c3
+# %% ../nbs/18_chat_data.ipynb #cdcc7477
 import signal
 
 class StopOnSignal:

@@ -21,30 +21,46 @@ from pathlib import Path
 from .common import get_base_dir
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_NAMES', 'PROFILES', 'DATA_STAGES', 'PEAK_FLOPS', 'BENCH_PARAMS', 'Stage', 'nbs_dir',
+__all__ = ['STAGES', 'STAGE_NAMES', 'PROFILES', 'DATA_STAGES', 'PEAK_FLOPS', 'BENCH_PARAMS', 'Stage', 'upstream', 'nbs_dir',
            'read_parameters', 'coerce_param', 'default_profile', 'parse_overrides', 'resolve_params', 'Launch',
            'stage_command', 'failing_cell', 'failure_message', 'StageFailed', 'child_env', 'run_stage', 'stage_outputs',
-           'stage_done', 'data_commands', 'eval_bundle_command', 'peak_flops', 'Progress', 'lr_multiplier',
-           'DummyWandb', 'get_wandb', 'Plan', 'make_plan', 'run_pipeline', 'bench_real_params', 'bench_notebooks',
-           'run_bench', 'main']
+           'stage_done', 'stage_stale', 'data_commands', 'eval_bundle_command', 'peak_flops', 'Progress',
+           'lr_multiplier', 'DummyWandb', 'get_wandb', 'Plan', 'make_plan', 'run_pipeline', 'bench_real_params',
+           'bench_notebooks', 'run_bench', 'main']
 
 # %% ../nbs/15_pipeline.ipynb #da533e96
 @dataclass
 class Stage:
-    "One pipeline stage: its name, notebook file and the report section that marks it done."
+    "One pipeline stage: name, notebook, the report section that marks it done, the stages it reads, fixed parameters."
     name: str
     notebook: str
     section: str | None = None  # report section title the stage writes (None = always run)
+    after: tuple[str, ...] = ()  # stages whose outputs this one reads: when one re-runs, this one does too
+    params: dict = field(default_factory=dict)  # parameters fixed for this stage (over the profile and -p)
 
 STAGES = [
     Stage("tok_train", "20_tok_train.ipynb", "Tokenizer training"),
-    Stage("tok_eval", "21_tok_eval.ipynb", "Tokenizer evaluation"),
-    Stage("base_train", "30_base_train.ipynb", "Base model training"),
-    Stage("base_loss", "31_base_loss.ipynb", "Base model loss"),
-    Stage("base_eval", "32_base_eval.ipynb", "Base model evaluation"),
+    Stage("tok_eval", "21_tok_eval.ipynb", "Tokenizer evaluation", ("tok_train",)),
+    Stage("base_train", "30_base_train.ipynb", "Base model training", ("tok_train",)),
+    Stage("base_loss", "31_base_loss.ipynb", "Base model loss", ("base_train",)),
+    Stage("base_eval", "32_base_eval.ipynb", "Base model evaluation", ("base_train",)),
+    Stage("mid_train", "40_mid_train.ipynb", "Midtraining", ("base_train",)),
+    Stage("chat_eval_mid", "70_chat_eval.ipynb", "Chat evaluation mid", ("mid_train",), {"source": "mid"}),
+    Stage("chat_sft", "50_chat_sft.ipynb", "Chat SFT", ("mid_train",)),
+    Stage("chat_eval_sft", "70_chat_eval.ipynb", "Chat evaluation sft", ("chat_sft",), {"source": "sft"}),
+    Stage("chat_rl", "60_chat_rl.ipynb", "Chat RL", ("chat_sft",)),
+    Stage("chat_eval_rl", "70_chat_eval.ipynb", "Chat evaluation rl", ("chat_rl",), {"source": "rl"}),
     Stage("report", "90_report.ipynb", None),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
+
+def upstream(stage: str) -> set[str]:
+    "Every stage whose outputs `stage` reads, directly or through other stages."
+    spec = next(s for s in STAGES if s.name == stage)
+    found = set(spec.after)
+    for s in spec.after:
+        found |= upstream(s)
+    return found
 
 def nbs_dir() -> Path:
     "The course's notebook folder (the package is installed editable from the repository)."
@@ -334,6 +350,9 @@ def run_stage(stage: str, notebook: Path, run_dir: Path, params: dict, launch: L
     return dt
 
 # %% ../nbs/15_pipeline.ipynb #9f472227
+_CHECKPOINT_DIRS = {"base_train": "base_checkpoints", "mid_train": "mid_checkpoints", "chat_sft": "chatsft_checkpoints",
+                    "chat_rl": "chatrl_checkpoints"}
+
 def stage_outputs(stage: str, base_dir: Path, params: dict) -> list[Path]:
     "The files whose existence means `stage` already ran (empty = always run)."
     from nanochat.report import slugify
@@ -344,6 +363,9 @@ def stage_outputs(stage: str, base_dir: Path, params: dict) -> list[Path]:
     if stage == "base_train":
         tag = params.get("model_tag") or f"d{params.get('depth', '?')}"
         outs.append(base_dir / "base_checkpoints" / tag)
+    elif stage in _CHECKPOINT_DIRS:  # the depth comes from the base model: any model dir with a checkpoint
+        d = base_dir / _CHECKPOINT_DIRS[stage]
+        outs.append(d / params["model_tag"] if params.get("model_tag") else d)
     if spec.section:
         outs.append(base_dir / "report" / f"{slugify(spec.section)}.md")
     return outs
@@ -354,9 +376,29 @@ def stage_done(stage: str, base_dir: Path, params: dict) -> str | None:
     if not outs:
         return None
     for p in outs:
-        if not p.exists() or (p.is_dir() and not any(p.glob("model_*.pt"))):
+        if not p.exists() or (p.is_dir() and not any(p.rglob("model_*.pt"))):
             return None
     return ", ".join(str(p.relative_to(base_dir)) for p in outs)
+
+def _mtime(p: Path) -> float:
+    "A file's modification time; for a checkpoint dir, that of its newest model file."
+    if p.is_dir():
+        return max((f.stat().st_mtime for f in p.rglob("model_*.pt")), default=0.0)
+    return p.stat().st_mtime if p.exists() else 0.0
+
+def stage_stale(stage: str, base_dir: Path, params: dict[str, dict]) -> str | None:
+    "Why the outputs of `stage` are older than those of a stage it reads (`params`: stage -> parameters), or None."
+    spec = next(s for s in STAGES if s.name == stage)
+    mine = stage_outputs(stage, base_dir, params.get(stage, {}))
+    if not mine:
+        return None
+    finished = min(_mtime(p) for p in mine)
+    for up in spec.after:
+        theirs = stage_outputs(up, base_dir, params.get(up, {}))
+        newest = max((_mtime(p) for p in theirs), default=0.0)
+        if newest > finished:
+            return f"{up} wrote newer outputs"
+    return None
 
 # %% ../nbs/15_pipeline.ipynb #56a171c9
 DATA_STAGES = ("tok_train", "tok_eval", "base_train", "base_loss", "base_eval")
@@ -498,6 +540,9 @@ def make_plan(stages: list[str] | None = None, profile: str | None = None, overr
         plan.notebooks[spec.name] = nb
         declared[spec.name] = read_parameters(nb)
     plan.params = resolve_params(PROFILES[profile], declared, overrides, warn=warn)
+    for spec in STAGES:  # parameters fixed by the stage itself (e.g. which model a chat evaluation reads)
+        if spec.name in plan.params:
+            plan.params[spec.name].update({k: v for k, v in spec.params.items() if k in declared[spec.name]})
     return plan
 
 def _run_cmd(cmd: list[str], env: dict, what: str) -> None:
@@ -521,8 +566,15 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
         if todo.get("tok_train") is None and "tok_train" in todo and plan.launch.node_rank == 0:
             from nanochat.report import get_report
             say(f"fresh run: report reset ({get_report(plan.base_dir).reset()})")
+    ran: set[str] = set()
     try:
         for stage, params in plan.params.items():
+            if todo[stage]:  # done, but is it downstream of something that ran or changed since?
+                why = ran & upstream(stage)
+                why = f"{', '.join(sorted(why))} ran in this run" if why else stage_stale(stage, plan.base_dir, plan.params)
+                if why:
+                    say(f"re-run {stage}: {why}, so its outputs ({todo[stage]}) are stale")
+                    todo[stage] = None
             if todo[stage]:
                 say(f"skip {stage}: done ({todo[stage]} exist; --force to redo)")
                 results[stage] = f"skipped: {todo[stage]}"
@@ -549,6 +601,7 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
                 bundle = eval_bundle_command(plan.base_dir, PROFILES[plan.profile]["data"].get("source", "embedded"))
                 if bundle:
                     say(f"CORE bundle: {shlex.join(bundle)}") if dry_run else _run_cmd(bundle, env, "CORE bundle")
+            ran.add(stage)
             cmd = stage_command(plan.notebooks[stage], plan.run_dir / f"{stage}.ipynb", plan.run_dir / "logs",
                                 params, plan.launch)
             if dry_run:
