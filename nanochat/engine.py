@@ -199,7 +199,10 @@ class Engine:
         cache = KVCache(batch_size=num_samples, seq_len=self.kv_cache_len or len(tokens) + steps, **self._cache_dims)
         cache.prefill(prompt_cache)
         del prompt_cache
-        rows = [_Row(tokens) for _ in range(num_samples)]
+        yield from self._decode([_Row(tokens) for _ in range(num_samples)], logits, cache, steps, rng, temperature, top_k)
+
+    def _decode(self, rows, logits, cache, steps, rng, temperature, top_k):
+        "The decoding loop: sample, let the tool state machine force tokens, yield the column, feed it back."
         for step in range(steps):
             sampled = sample_next_token(logits, rng, temperature, top_k)[:, 0].tolist()
             column, masks = zip(*(_advance(r, s, self.specials, self.tokenizer) for r, s in zip(rows, sampled)))
@@ -208,12 +211,12 @@ class Engine:
                 break
             logits = self._forward(torch.tensor(column, dtype=torch.long, device=self.device)[:, None], cache)
 
-    def generate_batch(self, tokens: list[int], num_samples: int = 1, **kwargs) -> tuple[list[list[int]], list[list[int]]]:
-        "Non-streaming `generate`: (results, masks), each sample's prompt + continuation, terminal tokens excluded."
-        results, masks = [list(tokens) for _ in range(num_samples)], [[0] * len(tokens) for _ in range(num_samples)]
-        done = [False] * num_samples
+    def _collect(self, prompts: list[list[int]], stream) -> tuple[list[list[int]], list[list[int]]]:
+        "Gather a stream of columns into (results, masks): each prompt + its continuation, terminal tokens excluded."
+        results, masks = [list(p) for p in prompts], [[0] * len(p) for p in prompts]
+        done = [False] * len(prompts)
         end_ids = (self.specials.assistant_end, self.specials.bos)
-        for column, column_masks in self.generate(tokens, num_samples, **kwargs):
+        for column, column_masks in stream:
             for i, (tok, m) in enumerate(zip(column, column_masks)):
                 if done[i]:
                     continue
@@ -223,3 +226,36 @@ class Engine:
                     results[i].append(tok)
                     masks[i].append(m)
         return results, masks
+
+    def generate_batch(self, tokens: list[int], num_samples: int = 1, **kwargs) -> tuple[list[list[int]], list[list[int]]]:
+        "Non-streaming `generate`: (results, masks), each sample's prompt + continuation, terminal tokens excluded."
+        stream = self.generate(tokens, num_samples, **kwargs)
+        return self._collect([tokens] * num_samples, stream)
+
+    def stream_many(self, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
+                    top_k: int | None = None, seed: int = 42):
+        "Stream one continuation of each of several different prompts, batched: per step, (token_column, token_masks)."
+        if not isinstance(prompts, (list, tuple)) or not prompts:
+            raise ValueError(f"prompts must be a non-empty list of token-id lists, got {prompts!r:.60}")
+        prompts = [_check_prompt(p, self.model.config.vocab_size, self.room, f"prompts[{i}]") for i, p in enumerate(prompts)]
+        _check_sampling(temperature, top_k, max_tokens)
+        return self._stream_many(prompts, max_tokens, temperature, top_k, seed)
+
+    @torch.inference_mode()
+    def _stream_many(self, prompts, max_tokens, temperature, top_k, seed):
+        rng = torch.Generator(device=self.device).manual_seed(seed)
+        P = max(len(p) for p in prompts)
+        steps = self.room - P if max_tokens is None else min(max_tokens, self.room - P)
+        pad = self.specials.bos  # any id will do: padding keys are masked out
+        ids = torch.tensor([[pad] * (P - len(p)) + p for p in prompts], dtype=torch.long, device=self.device)  # (B, P)
+        row_start = torch.tensor([P - len(p) for p in prompts], dtype=torch.long, device=self.device)
+        cache = KVCache(batch_size=len(prompts), seq_len=self.kv_cache_len or P + steps, row_start=row_start,
+                        **self._cache_dims)
+        logits = self._forward(ids, cache)  # (B, V): the last column is every row's last prompt token
+        yield from self._decode([_Row(p) for p in prompts], logits, cache, steps, rng, temperature, top_k)
+
+    def generate_many(self, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
+                      top_k: int | None = None, seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:
+        "One continuation of each of several different prompts, batched with left padding: (results, masks) as generate_batch."
+        stream = self.stream_many(prompts, max_tokens, temperature, top_k, seed)
+        return self._collect(prompts, stream)
