@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import ast
 import json
-import math
 import os
 import re
 import shlex
@@ -19,14 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .common import get_base_dir
+from .training import hms
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_NAMES', 'PROFILES', 'DATA_STAGES', 'PEAK_FLOPS', 'BENCH_PARAMS', 'Stage', 'upstream', 'nbs_dir',
-           'read_parameters', 'coerce_param', 'default_profile', 'parse_overrides', 'resolve_params', 'Launch',
-           'stage_command', 'failing_cell', 'failure_message', 'StageFailed', 'child_env', 'run_stage', 'stage_outputs',
-           'stage_done', 'stage_stale', 'data_commands', 'eval_bundle_command', 'peak_flops', 'Progress',
-           'lr_multiplier', 'DummyWandb', 'get_wandb', 'Plan', 'make_plan', 'run_pipeline', 'bench_real_params',
-           'bench_notebooks', 'run_bench', 'main']
+__all__ = ['STAGES', 'STAGE_NAMES', 'PROFILES', 'DATA_STAGES', 'Stage', 'upstream', 'nbs_dir', 'read_parameters', 'coerce_param',
+           'default_profile', 'parse_overrides', 'resolve_params', 'Launch', 'stage_command', 'failing_cell',
+           'failure_message', 'StageFailed', 'child_env', 'run_stage', 'stage_outputs', 'stage_done', 'stage_stale',
+           'data_commands', 'eval_bundle_command', 'Plan', 'make_plan', 'run_pipeline', 'bench_real_params',
+           'bench_notebooks', 'bench_params', 'run_bench', 'main']
 
 # %% ../nbs/15_pipeline.ipynb #da533e96
 @dataclass
@@ -430,79 +429,6 @@ def eval_bundle_command(base_dir: Path, source: str = "embedded") -> list[str] |
     return [sys.executable, "-m", "nanochat.core_eval", "build" if source == "embedded" else "download",
             "--base-dir", str(base_dir)]
 
-# %% ../nbs/15_pipeline.ipynb #5c1f96df
-PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "B200": 2250e12, "A100": 312e12, "A10": 125e12,
-              "L40": 181e12, "4090": 165e12, "3090": 71e12, "V100": 125e12, "T4": 65e12}
-
-def peak_flops(device_type: str = "cpu") -> float | None:
-    "Peak dense FLOP/s of one device: table for GPUs (bf16), AVX2/AVX-512 estimate for this CPU, None if unknown."
-    if device_type == "cuda":
-        import torch
-        name = torch.cuda.get_device_name(0)
-        return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
-    if device_type != "cpu":
-        return None
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    mhz = [float(m) for m in re.findall(r"cpu MHz\s*:\s*([\d.]+)", info)]
-    per_cycle = 64 if "avx512f" in info else 32 if "fma" in info else 8
-    threads = int(os.environ.get("NANOCHAT_THREADS", 0)) or len(os.sched_getaffinity(0))
-    return (max(mhz) * 1e6 * per_cycle * threads) if mhz else None
-
-def _hms(s: float) -> str:
-    s = int(max(s, 0))
-    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
-
-class Progress:
-    "Formats a progress line every `every` steps: step/total, loss, lr, tok/s, MFU, elapsed, ETA."
-    def __init__(self, total: int, tokens_per_step: int, flops_per_token: float | None = None,
-                 peak: float | None = None, every: int = 10, skip: int = 1):
-        self.total, self.tokens, self.fpt, self.peak = total, tokens_per_step, flops_per_token, peak
-        self.every, self.skip, self.timed, self.steps_timed, self.elapsed = every, skip, 0.0, 0, 0.0
-
-    def update(self, step: int, loss: float, lr: float, dt: float) -> str | None:
-        "Record step `step` (0-based) that took `dt` s; return the line if it is time to print one."
-        self.elapsed += dt
-        if step >= self.skip:
-            self.timed += dt
-            self.steps_timed += 1
-        done = step + 1
-        if not (done % self.every == 0 or done == self.total or step == 0):
-            return None
-        tok_s = self.tokens / dt if dt > 0 else float("nan")
-        mfu = f"{100 * self.fpt * tok_s / self.peak:.1f}%" if self.fpt and self.peak else "-"
-        per_step = self.timed / self.steps_timed if self.steps_timed else dt
-        eta = per_step * (self.total - done)
-        return (f"step {done:05d}/{self.total:05d} ({100 * done / self.total:.1f}%) | loss {loss:.4f} | lr {lr:.2e} | "
-                f"{tok_s:,.0f} tok/s | mfu {mfu} | elapsed {_hms(self.elapsed)} | eta {_hms(eta)}")
-
-# %% ../nbs/15_pipeline.ipynb #d676c94e
-def lr_multiplier(step: int, num_iterations: int, warmup_ratio: float = 0.0, warmdown_ratio: float = 0.2,
-                  final_lr_frac: float = 0.0) -> float:
-    "LR multiplier at `step`: linear warm-up, flat, linear warm-down over the last `warmdown_ratio` to `final_lr_frac`."
-    warmup = round(warmup_ratio * num_iterations)
-    warmdown = round(warmdown_ratio * num_iterations)
-    if step < warmup:
-        return (step + 1) / warmup
-    if step <= num_iterations - warmdown:
-        return 1.0
-    progress = (num_iterations - step) / warmdown
-    return progress + (1 - progress) * final_lr_frac
-
-class DummyWandb:
-    "Stands in for a wandb run: `log` and `finish` do nothing."
-    def log(self, *args, **kwargs): pass
-    def finish(self, *args, **kwargs): pass
-
-def get_wandb(run: str, config: dict | None = None, master: bool = True, project: str = "nanochat"):
-    "A wandb run named `run` on the master process, else (or for run 'dummy') a DummyWandb."
-    if run == "dummy" or not master:
-        return DummyWandb()
-    import wandb  # only needed for real logging
-    return wandb.init(project=project, name=run, config=config)
-
 # %% ../nbs/15_pipeline.ipynb #b40e0108
 @dataclass
 class Plan:
@@ -610,7 +536,7 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
                 continue
             say(f"run {stage} ({plan.notebooks[stage].name}) with {params}")
             results[stage] = run_stage(stage, plan.notebooks[stage], plan.run_dir, params, plan.launch, plan.base_dir)
-            say(f"{stage} done in {_hms(results[stage])} -> {plan.run_dir / (stage + '.ipynb')}")
+            say(f"{stage} done in {hms(results[stage])} -> {plan.run_dir / (stage + '.ipynb')}")
     finally:
         if background is not None and background.poll() is None:
             background.terminate()
@@ -621,14 +547,10 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
             tfile.write_text(json.dumps(old, indent=1))
     timed = {k: v for k, v in results.items() if isinstance(v, float)}
     if timed:
-        say("stage times: " + ", ".join(f"{k} {_hms(v)}" for k, v in timed.items()) + f" | total {_hms(sum(timed.values()))}")
+        say("stage times: " + ", ".join(f"{k} {hms(v)}" for k, v in timed.items()) + f" | total {hms(sum(timed.values()))}")
     return results
 
 # %% ../nbs/15_pipeline.ipynb #ca30edf8
-BENCH_PARAMS: dict[str, dict] = {
-    # "91_bench_tokenizer": {"text_mb": 12},   # notebook stem -> real-size parameters (override the notebook's own)
-}
-
 def bench_real_params(notebook: str | os.PathLike) -> dict[str, str]:
     "The real-size `-p name value` pairs a benchmark notebook states in its markdown (inside backticks)."
     nb = json.loads(Path(notebook).read_text())
@@ -648,23 +570,43 @@ def bench_notebooks(nbs: str | os.PathLike | None = None) -> list[Path]:
     "The benchmark notebooks `9x_bench_*.ipynb`, sorted."
     return sorted(Path(nbs or nbs_dir()).glob("9[0-9]*_bench_*.ipynb"))
 
-def run_bench(names: list[str] | None = None, overrides: list | None = None, base_dir=None, nbs=None,
-              dry_run: bool = False) -> dict[str, float | str]:
-    "Run the benchmark notebooks (all, or those whose stem contains one of `names`) at BENCH_PARAMS sizes."
-    glob, per = parse_overrides([(k, v) for k, v in overrides or [] if "." not in k])[0], {}
+def bench_params(notebooks: list[Path], overrides: list | None = None) -> dict[Path, dict]:
+    "Per benchmark notebook {name: value}: its stated real sizes < `-p name` < `-p stem.name`, checked against its parameters."
+    glob, per = {}, {}
     for k, v in overrides or []:
         if "." in k:
-            per.setdefault(k.split(".", 1)[0], {})[k.split(".", 1)[1]] = v
+            stem, name = k.split(".", 1)
+            per.setdefault(stem, {})[name] = v
+        else:
+            glob[k] = v
+    stems = [nb.stem for nb in notebooks]
+    for stem in per:
+        if stem not in stems:
+            raise ValueError(f"unknown benchmark `{stem}` in `-p {stem}.{next(iter(per[stem]))}`; selected: {', '.join(stems) or 'none'}")
+    declared = {nb: read_parameters(nb) for nb in notebooks}
+    for k in glob:
+        if not any(k in decl for decl in declared.values()):
+            raise ValueError(f"unknown parameter `{k}`: no selected benchmark declares it (benchmarks: {', '.join(stems)})")
+    out = {}
+    for nb, decl in declared.items():
+        real = bench_real_params(nb)
+        for k in [*real, *per.get(nb.stem, {})]:
+            if k not in decl:
+                where = "its prose states" if k in real and k not in per.get(nb.stem, {}) else "`-p` sets"
+                raise ValueError(f"unknown parameter `{k}` for benchmark {nb.stem} ({where} it); it has: {', '.join(decl) or 'none'}")
+        chosen = {**real, **{k: v for k, v in glob.items() if k in decl}, **per.get(nb.stem, {})}
+        out[nb] = {k: coerce_param(f"{nb.stem}.{k}", v, decl[k]["default"]) for k, v in chosen.items()}
+    return out
+
+def run_bench(names: list[str] | None = None, overrides: list | None = None, base_dir=None, nbs=None,
+              dry_run: bool = False) -> dict[str, float | str]:
+    "Run the benchmark notebooks (all, or those whose stem contains one of `names`) at their real sizes."
     base = Path(base_dir) if base_dir else get_base_dir()
     run_dir, results = base / "runs" / "bench", {}
     nbs_found = [p for p in bench_notebooks(nbs) if not names or any(n in p.stem for n in names)]
     if not nbs_found:
         print("[pipeline] no benchmark notebook found (nbs/9x_bench_*.ipynb)")
-    for nb in nbs_found:
-        decl = read_parameters(nb)
-        chosen = {**bench_real_params(nb), **BENCH_PARAMS.get(nb.stem, {}), **{k: v for k, v in glob.items() if k in decl},
-                  **per.get(nb.stem, {})}
-        params = {k: coerce_param(f"{nb.stem}.{k}", v, decl[k]["default"]) for k, v in chosen.items() if k in decl}
+    for nb, params in bench_params(nbs_found, overrides).items():  # every parameter checked before the first run
         if dry_run:
             print(f"[pipeline] {nb.stem}: {shlex.join(stage_command(nb, run_dir / nb.name, run_dir / 'logs', params, Launch()))}")
             results[nb.stem] = "dry run"
