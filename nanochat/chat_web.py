@@ -293,10 +293,12 @@ async def stream_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int]) ->
         finished = True
         pool.stats.completed += 1
         yield Finish("length" if n >= max_tokens else "stop", len(prompt), n, worker.index)
+    except (asyncio.CancelledError, GeneratorExit):  # the client went away
+        if not finished:
+            pool.stats.cancelled += 1
+        raise
     except BaseException:
-        if finished:  # the client left after the last piece: nothing was lost
-            raise
-        pool.stats.cancelled += 1
+        pool.stats.failed += 1
         raise
     finally:
         stop.set()  # a client gone mid-stream: the thread stops at its next token
