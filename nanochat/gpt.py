@@ -220,7 +220,7 @@ class GPT(nn.Module):
     def setup_optimizers(self, unembedding_lr: float = 0.004, embedding_lr: float = 0.2, matrix_lr: float = 0.02,
                          weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
         "[AdamW for embedding + lm_head, Muon for the block matrices] (distributed versions under torch.distributed)."
-        from nanochat.muon import DistMuon, Muon  # imported here: the optimizer chapters come after this one
+        from nanochat.muon import DistMuon, Muon  # imported here (and AdamW below): the optimizer chapters come after this one
         ddp = is_ddp()
         matrix_params = list(self.transformer.h.parameters())
         embedding_params = list(self.transformer.wte.parameters())
@@ -231,12 +231,12 @@ class GPT(nn.Module):
         print0(f"Scaling the LR for the AdamW parameters ∝1/√({self.config.n_embd}/768) = {dmodel_lr_scale:.6f}")
         adam_groups = [dict(params=lm_head_params, lr=unembedding_lr * dmodel_lr_scale),
                        dict(params=embedding_params, lr=embedding_lr * dmodel_lr_scale)]
-        adamw_kwargs = dict(betas=(0.8, 0.95), eps=1e-10, weight_decay=weight_decay)
+        from nanochat.adamw import ADAMW_BETAS, ADAMW_EPS, DistAdamW, make_adamw
         if ddp:
-            from nanochat.adamw import DistAdamW
-            adamw_optimizer = DistAdamW(adam_groups, lr=adam_groups[0]["lr"], **adamw_kwargs)
-        else:
-            adamw_optimizer = torch.optim.AdamW(adam_groups, fused=self.get_device().type == "cuda", **adamw_kwargs)
+            adamw_optimizer = DistAdamW(adam_groups, lr=adam_groups[0]["lr"], betas=ADAMW_BETAS, eps=ADAMW_EPS,
+                                        weight_decay=weight_decay)
+        else:  # betas (0.8, 0.95), eps 1e-10, fused on CUDA
+            adamw_optimizer = make_adamw(adam_groups, weight_decay=weight_decay)
         muon_optimizer = (DistMuon if ddp else Muon)(matrix_params, lr=matrix_lr, momentum=0.95)
         optimizers = [adamw_optimizer, muon_optimizer]
         for opt in optimizers:

@@ -61,9 +61,16 @@ def upstream(stage: str) -> set[str]:
         found |= upstream(s)
     return found
 
-def nbs_dir() -> Path:
-    "The course's notebook folder (the package is installed editable from the repository)."
-    return Path(__file__).resolve().parent.parent / "nbs" if "__file__" in globals() else Path.cwd()
+def nbs_dir(nbs: str | os.PathLike | None = None) -> Path:
+    "The stage notebooks' folder: `nbs`, else `$NANOCHAT_NBS_DIR`, else the `nbs/` of the source checkout the package runs from."
+    if nbs or os.environ.get("NANOCHAT_NBS_DIR"):
+        path = Path(nbs or os.environ["NANOCHAT_NBS_DIR"])
+    else:  # an editable install (run_all.sh) or a notebook kernel started in nbs/
+        path = Path(__file__).resolve().parent.parent / "nbs" if "__file__" in globals() else Path.cwd()
+    if not (path / "15_pipeline.ipynb").exists():
+        raise FileNotFoundError(f"no course notebooks in {path}: pass --nbs-dir (the course's nbs/ folder) "
+                                "or set NANOCHAT_NBS_DIR")
+    return path
 
 # %% ../nbs/15_pipeline.ipynb #c53087a1
 def _parameters_cell(nb: dict) -> str | None:
@@ -665,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
         plan = make_plan(args.stages, args.profile, args.param, args.base_dir, args.run, launch, nbs=args.nbs_dir)
         run_pipeline(plan, force=args.force, dry_run=args.dry_run)
         return 0
-    except (ValueError, StageFailed) as e:
+    except (ValueError, FileNotFoundError, StageFailed) as e:
         print(f"[pipeline] error: {e}", file=sys.stderr, flush=True)
         return 1
 

@@ -20,9 +20,9 @@ import torch
 from .common import atomic_write, get_base_dir, get_dist_info
 
 # %% auto #0
-__all__ = ['TIME_FORMAT', 'SECTION_ORDER', 'SUMMARY_METRICS', 'SUMMARY_COLUMNS', 'get_git_info', 'get_hardware_info',
-           'generate_header', 'slugify', 'render_section', 'parse_section', 'summary_table', 'Report', 'DummyReport',
-           'get_report', 'main']
+__all__ = ['TIME_FORMAT', 'SECTION_ORDER', 'CHAT_METRICS', 'SUMMARY_METRICS', 'SUMMARY_COLUMNS', 'SUMMARY_ROWS', 'get_git_info',
+           'get_hardware_info', 'generate_header', 'slugify', 'render_section', 'parse_section', 'summary_table',
+           'Report', 'DummyReport', 'get_report', 'main']
 
 # %% ../nbs/14_report.ipynb #e5324419
 def _run(cmd: list[str], cwd: str | os.PathLike | None = None) -> str | None:
@@ -135,28 +135,32 @@ SECTION_ORDER = ["Tokenizer training", "Tokenizer evaluation", "Base model train
                  "Chat evaluation sft", "Chat RL", "Chat evaluation rl"]
 
 # (row, column, section, candidate keys)
+CHAT_METRICS = ["ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee", "ChatCORE"]
 SUMMARY_METRICS = [
+    ("CORE", "base", "Base model evaluation", ["CORE metric", "CORE"]),
+    *[(m, phase, f"Chat evaluation {phase}", [m]) for m in CHAT_METRICS for phase in ("mid", "sft", "rl")],
     ("val bpb", "base", "Base model training", ["Final validation bpb", "Minimum validation bpb"]),
     ("train bpb", "base", "Base model loss", ["train bpb"]),
     ("val bpb (large sample)", "base", "Base model loss", ["val bpb"]),
-    ("CORE", "base", "Base model evaluation", ["CORE metric", "CORE"]),
     ("val bpb", "mid", "Midtraining", ["Minimum validation bpb", "Final validation bpb"]),
-    *[(m, phase, f"Chat evaluation {phase}", [m]) for phase in ("mid", "sft", "rl")
-      for m in ["ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee", "ChatCORE"]],
+    ("RL task pass@1", "sft", "Chat RL", ["pass@1 before"]),
+    ("RL task pass@1", "rl", "Chat RL", ["pass@1 after"]),
 ]
 SUMMARY_COLUMNS = ["base", "mid", "sft", "rl"]
+SUMMARY_ROWS = ["CORE", *CHAT_METRICS]  # always shown (with - where a stage did not run); other rows when measured
 
 def summary_table(sections: dict[str, dict[str, str]]) -> str:
-    "Markdown table of SUMMARY_METRICS found in `sections` ({title: parsed section}); rows with no value are left out."
-    rows: dict[str, dict[str, str]] = {}
+    "Markdown table of SUMMARY_METRICS in `sections` ({title: parsed section}): a column per phase, `-` = not measured."
+    rows: dict[str, dict[str, str]] = {r: {} for r in SUMMARY_ROWS}
     for row, col, section, keys in SUMMARY_METRICS:
         parsed = sections.get(section, {})
         value = next((parsed[k] for k in keys if k in parsed), None)
         if value is not None:
             rows.setdefault(row, {})[col] = value
-    cols = [c for c in SUMMARY_COLUMNS if any(c in r for r in rows.values())] or ["base"]
+    cols = SUMMARY_COLUMNS
     out = ["| Metric | " + " | ".join(c.upper() for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
-    out += [f"| {name} | " + " | ".join(vals.get(c, "-") for c in cols) + " |" for name, vals in rows.items()]
+    out += [f"| {name} | " + " | ".join(vals.get(c, "-") for c in cols) + " |" for name, vals in rows.items()
+            if vals or name in SUMMARY_ROWS]
     return "\n".join(out) + "\n"
 
 # %% ../nbs/14_report.ipynb #1abadb11
@@ -248,6 +252,6 @@ def main(argv: list[str] | None = None) -> Path | None:
     return path
 
 # %% ../nbs/14_report.ipynb #324d0e98
-#| eval: false
-if __name__ == "__main__":
+# `python -m nanochat.report`: __file__ is defined there but not in a notebook kernel (whose __name__ is also __main__)
+if __name__ == "__main__" and "__file__" in globals():
     main()
