@@ -83,8 +83,8 @@ class ToyChoice:
         "True when the completion is the right letter."
         return completion.strip() == conversation["messages"][-1]["content"]
 
-# %% ../nbs/18_chat_data.ipynb #c72e9bea
-def _hub_task(name: str, split: str, n: int | None, source: str):
+# %% ../nbs/18_chat_data.ipynb #4ed1ca77
+def _hub_task(name: str, split: str, n: int | None, source: str, base_dir=None):
     import nanochat.tasks as T  # a late import: the toy task needs no datasets
     sl = {} if n is None else {"stop": n}
     def kw(**k):
@@ -106,9 +106,8 @@ def _hub_task(name: str, split: str, n: int | None, source: str):
         return T.SpellingBee(**kw(size=n or 300, split=split))
     if name == "simple_spelling":
         return T.SimpleSpelling(**kw(size=n or 300, split=split))
-    if name == "identity":
-        path = T.identity_conversations_path() if hasattr(T, "identity_conversations_path") else None
-        return T.CustomJSON(filepath=path, **sl) if path else T.CustomJSON(**sl)
+    if name == "identity":  # generated from templates into the base dir (once)
+        return T.CustomJSON(filepath=T.identity_conversations_path(base_dir), **sl)
     raise AssertionError(name)
 
 TASK_NAMES = ("toy_math", "toy_choice", "smoltalk", "mmlu_aux", "mmlu", "arc_easy", "arc_challenge", "gsm8k", "humaneval",
@@ -128,15 +127,15 @@ def parse_task_specs(specs: str) -> list[tuple[str, int | None]]:
         raise ValueError(f"no task in {specs!r}")
     return out
 
-def build_task(name: str, split: str, n: int | None = None, source: str = "auto"):
-    "The task `name` for `split` with at most `n` rows."
+def build_task(name: str, split: str, n: int | None = None, source: str = "auto", base_dir=None):
+    "The task `name` for `split` with at most `n` rows (`base_dir`: where generated files go)."
     if name == "toy_math":
         return ToyMath(split, size=n or 1000)
     if name == "toy_choice":
         return ToyChoice(split, size=n or 1000)
     if name not in TASK_NAMES:
         raise ValueError(f"unknown task `{name}`; tasks: {', '.join(TASK_NAMES)}")
-    return _hub_task(name, split, n, source)
+    return _hub_task(name, split, n, source, base_dir)
 
 class _Mixture:
     "A deterministic shuffle of the concatenated tasks (random.Random(42) over (task, index) pairs)."
@@ -150,9 +149,9 @@ class _Mixture:
         t, j = self.index[i]
         return self.tasks[t][j]
 
-def build_mixture(specs: str, split: str, source: str = "auto"):
+def build_mixture(specs: str, split: str, source: str = "auto", base_dir=None):
     "The mixture of the tasks in `specs` for `split` (one task alone is returned as it is)."
-    tasks = [build_task(name, split, n, source) for name, n in parse_task_specs(specs)]
+    tasks = [build_task(name, split, n, source, base_dir) for name, n in parse_task_specs(specs)]
     return tasks[0] if len(tasks) == 1 else _Mixture(tasks)
 
 # %% ../nbs/18_chat_data.ipynb #a0e00948
