@@ -21,14 +21,15 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from .chat_page import CHAT_PAGE
 from .common import autodetect_device_type, set_threads
 from .tokenizer import Tokenizer, render_for_completion
 
 # %% auto #0
 __all__ = ['MAX_MESSAGES', 'MAX_MESSAGE_CHARS', 'MAX_TOTAL_CHARS', 'TEMPERATURE_RANGE', 'TOP_K_RANGE', 'MAX_TOKENS_RANGE',
-           'MAX_BODY_BYTES', 'CHAT_PAGE', 'RequestError', 'ChatRequest', 'parse_chat_request', 'TextStream',
-           'prompt_tokens', 'reply_tokens', 'Worker', 'PoolStats', 'WorkerPool', 'Finish', 'pool_prompt',
-           'stream_reply', 'create_app', 'load_workers', 'main']
+           'MAX_BODY_BYTES', 'RequestError', 'ChatRequest', 'parse_chat_request', 'TextStream', 'prompt_tokens',
+           'reply_tokens', 'Worker', 'PoolStats', 'WorkerPool', 'Finish', 'pool_prompt', 'stream_reply', 'create_app',
+           'load_workers', 'main']
 
 # %% ../nbs/81_chat_web.ipynb #cadaf09d
 MAX_MESSAGES = 500  # messages per request
@@ -447,132 +448,6 @@ def _openai_content(pieces: list[tuple[str, str]]) -> str:
     return "".join(out)
 
 # %% ../nbs/81_chat_web.ipynb #652fb285
-CHAT_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>nanochat</title>
-<style>
- body{margin:0;font-family:system-ui,sans-serif;background:#f7f7f8;display:flex;flex-direction:column;height:100vh}
- header{padding:10px 16px;border-bottom:1px solid #ddd;background:#fff;font-weight:600}
- header span{font-weight:400;color:#666;font-size:13px;margin-left:8px}
- #chat{flex:1;overflow-y:auto;padding:16px;max-width:800px;width:100%;margin:0 auto;box-sizing:border-box}
- .message{margin:10px 0;padding:10px 14px;border-radius:12px;white-space:pre-wrap;word-wrap:break-word;line-height:1.45}
- .user{background:#dbeafe;margin-left:20%;cursor:pointer}
- .assistant{background:#fff;border:1px solid #e5e5e5;margin-right:10%}
- .note{color:#666;font-size:13px;text-align:center}
- .error{background:#fee2e2;color:#991b1b}
- .python{background:#fef3c7;font-family:monospace;padding:0 3px;border-radius:3px}
- .python_output{background:#dcfce7;font-family:monospace;padding:0 3px;border-radius:3px}
- .regen{float:right;border:none;background:none;cursor:pointer;color:#888}
- footer{display:flex;gap:8px;padding:12px;max-width:800px;width:100%;margin:0 auto;box-sizing:border-box}
- #input{flex:1;resize:none;padding:10px;border-radius:10px;border:1px solid #ccc;font:inherit;height:44px}
- #send{padding:0 18px;border-radius:10px;border:none;background:#2563eb;color:#fff;font:inherit;cursor:pointer}
- #send:disabled{background:#9ca3af}
-</style></head><body>
-<header>nanochat <span id="settings"></span></header>
-<div id="chat"></div>
-<footer><textarea id="input" placeholder="Message (Enter sends, Shift+Enter is a new line, /help for commands)"></textarea>
-<button id="send">Send</button></footer>
-<script>
-const chat = document.getElementById("chat"), input = document.getElementById("input"), send = document.getElementById("send");
-let messages = [], settings = {temperature: 0.8, top_k: 50, max_tokens: 512}, busy = false;
-function showSettings() {
-  document.getElementById("settings").textContent =
-    `temperature ${settings.temperature} · top-k ${settings.top_k} · max tokens ${settings.max_tokens}`;
-}
-function note(text, cls) {
-  const d = document.createElement("div"); d.className = "message " + (cls || "note"); d.textContent = text;
-  chat.appendChild(d); chat.scrollTop = chat.scrollHeight;
-}
-function render() {
-  chat.innerHTML = "";
-  messages.forEach((m, i) => {
-    const d = document.createElement("div"); d.className = "message " + m.role;
-    if (m.role === "user") { d.textContent = m.content; d.title = "click to edit"; d.onclick = () => edit(i); }
-    else {
-      (m.pieces || [["text", m.content]]).forEach(([kind, text]) => {
-        const s = document.createElement("span"); if (kind !== "text") s.className = kind; s.textContent = text; d.appendChild(s);
-      });
-      if (i === messages.length - 1 && !busy) {
-        const b = document.createElement("button"); b.className = "regen"; b.textContent = "↻"; b.title = "regenerate";
-        b.onclick = regenerate; d.prepend(b);
-      }
-    }
-    chat.appendChild(d);
-  });
-  chat.scrollTop = chat.scrollHeight;
-}
-function setBusy(b) { busy = b; input.disabled = b; send.disabled = b; if (!b) input.focus(); }
-function edit(i) {
-  if (busy) return;
-  const text = prompt("Edit the message (the conversation after it is discarded):", messages[i].content);
-  if (text === null || !text.trim()) return;
-  messages = messages.slice(0, i); messages.push({role: "user", content: text}); generate();
-}
-function regenerate() {
-  if (busy || !messages.length || messages[messages.length - 1].role !== "assistant") return;
-  messages.pop(); generate();
-}
-function command(text) {
-  const [name, value] = text.trim().split(/\\s+/, 2);
-  const num = Number(value);
-  if (name === "/clear") { messages = []; render(); note("conversation cleared"); }
-  else if (name === "/temperature" && value !== undefined && num >= 0 && num <= 2) { settings.temperature = num; note("temperature " + num); }
-  else if (name === "/topk" && Number.isInteger(num) && num >= 0 && num <= 200) { settings.top_k = num; note("top-k " + num); }
-  else if (name === "/maxtokens" && Number.isInteger(num) && num >= 1 && num <= 4096) { settings.max_tokens = num; note("max tokens " + num); }
-  else note("commands: /temperature 0..2, /topk 0..200 (0 = off), /maxtokens 1..4096, /clear");
-  showSettings();
-}
-async function generate() {
-  const reply = {role: "assistant", content: "", pieces: []};
-  const history = messages.map(m => ({role: m.role, content: m.content}));
-  messages.push(reply); setBusy(true); render();
-  const box = chat.lastChild;
-  try {
-    const r = await fetch("/chat/completions", {method: "POST", headers: {"Content-Type": "application/json"},
-                                                body: JSON.stringify({messages: history, ...settings})});
-    if (!r.ok) { const e = await r.json().catch(() => ({})); throw new Error(e.detail || r.statusText); }
-    const reader = r.body.getReader(), decoder = new TextDecoder();
-    let buf = "";
-    while (true) {
-      const {value, done} = await reader.read(); if (done) break;
-      buf += decoder.decode(value, {stream: true});
-      let cut;
-      while ((cut = buf.indexOf("\\n\\n")) >= 0) {
-        const line = buf.slice(0, cut); buf = buf.slice(cut + 2);
-        if (!line.startsWith("data: ")) continue;
-        const ev = JSON.parse(line.slice(6));
-        if (ev.error) throw new Error(ev.error);
-        if (ev.token !== undefined) {
-          const kind = ev.type || "text", last = reply.pieces[reply.pieces.length - 1];
-          if (last && last[0] === kind) last[1] += ev.token; else reply.pieces.push([kind, ev.token]);
-          if (kind === "text") reply.content += ev.token;
-          let s = box.lastChild;
-          if (!s || s.tagName !== "SPAN" || (s.className || "text") !== kind) {
-            s = document.createElement("span"); if (kind !== "text") s.className = kind; box.appendChild(s);
-          }
-          s.textContent += ev.token; chat.scrollTop = chat.scrollHeight;
-        }
-      }
-    }
-  } catch (e) {
-    messages.pop(); note("error: " + e.message, "error");
-    setBusy(false); return;
-  }
-  setBusy(false); render();
-}
-function submit() {
-  const text = input.value; if (busy || !text.trim()) return;
-  input.value = "";
-  if (text.trim().startsWith("/")) { command(text); return; }
-  messages.push({role: "user", content: text}); generate();
-}
-send.onclick = submit;
-input.addEventListener("keydown", e => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); submit(); } });
-showSettings(); input.focus();
-</script></body></html>
-"""
-
-# %% ../nbs/81_chat_web.ipynb #f52e3d1d
 def load_workers(source: str = "sft", num_gpus: int = 1, device_type: str | None = None, model_tag: str | None = None,
                  step: int | None = None, base_dir=None) -> tuple[list[Worker], dict]:
     "One worker per GPU (or one on CPU/MPS) with the `source` checkpoint loaded; returns (workers, meta)."
@@ -621,7 +496,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"serving {model_name} on {len(workers)} worker(s) at http://{args.host}:{args.port}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
-# %% ../nbs/81_chat_web.ipynb #9d5d7565
+# %% ../nbs/81_chat_web.ipynb #f52e3d1d
 # `python -m nanochat.chat_web`: __file__ is defined there but not in a notebook kernel (whose __name__ is also __main__)
 if __name__ == "__main__" and "__file__" in globals():
     main()
