@@ -5,6 +5,8 @@
 #                                   (profile `cpu` without a CUDA GPU, `speedrun` with one)
 #   bash run_all.sh test            set up (if needed), then the test suite: notebook hygiene
 #                                   (clean + export in sync), nbdev_test, cargo test, pytest
+#   bash run_all.sh test [--slow] [--flags "F ..."] [--dtype bfloat16|float32] [--only 05,06,...]
+#                                   test options (`bash run_all.sh test --help`)
 #   bash run_all.sh bench           set up, then the benchmark notebooks at real sizes
 #   bash run_all.sh setup           only the set-up
 #   bash run_all.sh [--profile P] [stage ...] [-p name value ...] [--dry-run] [--force]
@@ -85,6 +87,49 @@ EOF
 # ---------------------------------------------------------------------------------------------
 # Tests
 # ---------------------------------------------------------------------------------------------
+test_usage() {
+    cat <<'EOF'
+bash run_all.sh test [options]    the test suite; its last line reads "total: N passed, N failed"
+
+  --slow              also run the cells flagged `slow` (nbdev_test --flags slow)
+  --flags "F ..."     also run the cells with these flags (the tst_flags of settings.ini)
+  --dtype D           run with NANOCHAT_DTYPE=D (bfloat16 or float32) instead of this machine's choice
+  --only 05,06,08a    only these notebooks (by number), and nothing else: no hygiene check,
+                      no cargo or pytest; for a focused pass such as the other-dtype one of .ci/run
+  -h, --help          this help
+EOF
+}
+
+TEST_FLAGS=() TEST_DTYPE="" TEST_ONLY=()
+parse_test_args() {
+    local known; known=" $(sed -n 's/^tst_flags *= *//p' settings.ini) "
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --slow) TEST_FLAGS+=(slow) ;;
+            --flags)
+                [ $# -ge 2 ] || die "--flags needs a value, e.g. --flags 'slow browser'"
+                local f; for f in $2; do TEST_FLAGS+=("$f"); done; shift ;;
+            --dtype)
+                [ $# -ge 2 ] || die "--dtype needs a value: bfloat16 or float32"
+                case "$2" in bfloat16|float32) TEST_DTYPE="$2" ;; *) die "--dtype must be bfloat16 or float32; got '$2'" ;; esac
+                shift ;;
+            --only)
+                [ $# -ge 2 ] || die "--only needs a comma-separated list of notebook numbers, e.g. --only 05,06,08a"
+                local n; for n in ${2//,/ }; do
+                    local hits=(nbs/"$n"_*.ipynb)
+                    [ -f "${hits[0]}" ] || die "--only: no notebook nbs/${n}_*.ipynb"
+                    TEST_ONLY+=("$n")
+                done; shift ;;
+            -h|--help) test_usage; exit 0 ;;
+            *) die "unknown test option '$1' (bash run_all.sh test --help)" ;;
+        esac
+        shift
+    done
+    local f; for f in ${TEST_FLAGS[@]+"${TEST_FLAGS[@]}"}; do
+        [[ "$known" == *" $f "* ]] || die "unknown test flag '$f': settings.ini's tst_flags are$known"
+    done
+}
+
 run_tests() {
     local failed=() npass=0 nfail=0 t0=$SECONDS
     # Tests must never touch a user's real artifacts: give the whole run a scratch base dir.
@@ -94,40 +139,54 @@ run_tests() {
     export NANOCHAT_BASE_DIR="$scratch/base"
     export NANOCHAT_THREADS=1          # nbdev_test runs two notebooks at once on 2 cores
     export OMP_NUM_THREADS=1 MPLBACKEND=Agg PYTHONUNBUFFERED=1
+    if [ -n "$TEST_DTYPE" ]; then export NANOCHAT_DTYPE="$TEST_DTYPE"; fi
+    local flags="${TEST_FLAGS[*]-}" chosen
+    chosen="$("$PY" -c 'from nanochat.common import compute_dtype; print(compute_dtype("cpu"))')"
+    say "test pass: compute dtype $chosen${NANOCHAT_DTYPE:+ (NANOCHAT_DTYPE=$NANOCHAT_DTYPE)}, flags: ${flags:-none}${TEST_ONLY[0]:+, notebooks: ${TEST_ONLY[*]}}"
 
     # 1. Hygiene: notebooks clean and the package in sync with them. We clean and export a copy
     #    of the course in a temporary directory and compare, so nothing in the work tree changes.
-    say "checking that notebooks are clean and nanochat/ is their export"
-    local copy="$scratch/copy"; mkdir -p "$copy"
-    cp -r settings.ini pyproject.toml nbs "$copy"/
-    (cd "$copy" && "$VENV/bin/nbdev_clean" >/dev/null && "$VENV/bin/nbdev_export" >/dev/null) \
-        || die "nbdev_clean/nbdev_export failed on a copy of the course"
-    local dirty=() stale=()
-    while IFS= read -r nb; do
-        cmp -s "$nb" "$copy/$nb" || dirty+=("$nb")
-    done < <(find nbs -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
-    while IFS= read -r f; do
-        cmp -s "$f" "$copy/$f" 2>/dev/null || stale+=("$f")
-    done < <(cd "$copy" && find nanochat -name '*.py' | sort)
-    while IFS= read -r f; do   # modules that no notebook exports
-        [ -f "$copy/$f" ] || stale+=("$f (no notebook exports it)")
-    done < <(find nanochat -name '*.py' -not -path '*/__pycache__/*' | sort)
-    if [ ${#dirty[@]} -gt 0 ]; then
-        failed+=("hygiene"); nfail=$((nfail + 1))
-        say "FAIL: these notebooks are not clean (outputs or metadata committed); run .venv/bin/nbdev_clean:"
-        printf '    %s\n' "${dirty[@]}"
-    else npass=$((npass + 1)); fi
-    if [ ${#stale[@]} -gt 0 ]; then
-        failed+=("export"); nfail=$((nfail + 1))
-        say "FAIL: nanochat/ is out of sync with the notebooks; run .venv/bin/nbdev_export and commit:"
-        printf '    %s\n' "${stale[@]}"
-    else npass=$((npass + 1)); fi
+    if [ ${#TEST_ONLY[@]} -eq 0 ]; then
+        say "checking that notebooks are clean and nanochat/ is their export"
+        local copy="$scratch/copy"; mkdir -p "$copy"
+        cp -r settings.ini pyproject.toml nbs "$copy"/
+        (cd "$copy" && "$VENV/bin/nbdev_clean" >/dev/null && "$VENV/bin/nbdev_export" >/dev/null) \
+            || die "nbdev_clean/nbdev_export failed on a copy of the course"
+        local dirty=() stale=()
+        while IFS= read -r nb; do
+            cmp -s "$nb" "$copy/$nb" || dirty+=("$nb")
+        done < <(find nbs -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
+        while IFS= read -r f; do
+            cmp -s "$f" "$copy/$f" 2>/dev/null || stale+=("$f")
+        done < <(cd "$copy" && find nanochat -name '*.py' | sort)
+        while IFS= read -r f; do   # modules that no notebook exports
+            [ -f "$copy/$f" ] || stale+=("$f (no notebook exports it)")
+        done < <(find nanochat -name '*.py' -not -path '*/__pycache__/*' | sort)
+        if [ ${#dirty[@]} -gt 0 ]; then
+            failed+=("hygiene"); nfail=$((nfail + 1))
+            say "FAIL: these notebooks are not clean (outputs or metadata committed); run .venv/bin/nbdev_clean:"
+            printf '    %s\n' "${dirty[@]}"
+        else npass=$((npass + 1)); fi
+        if [ ${#stale[@]} -gt 0 ]; then
+            failed+=("export"); nfail=$((nfail + 1))
+            say "FAIL: nanochat/ is out of sync with the notebooks; run .venv/bin/nbdev_export and commit:"
+            printf '    %s\n' "${stale[@]}"
+        else npass=$((npass + 1)); fi
 
-    # 2. Every notebook, top to bottom (nbdev_test), two at a time.
-    local expected; expected=$(find nbs -maxdepth 1 -name '*.ipynb' -not -name '_*' | wc -l)
-    say "running nbdev_test on $expected notebooks (2 workers)"
+    fi
+
+    # 2. Every notebook (or those of --only), top to bottom (nbdev_test), two at a time.
+    local expected select=()
+    if [ ${#TEST_ONLY[@]} -gt 0 ]; then
+        local re; re="^($(IFS='|'; echo "${TEST_ONLY[*]}"))_"
+        select=(--file_re "$re")
+        expected=$(find nbs -maxdepth 1 -name '*.ipynb' -not -name '_*' -printf '%f\n' | grep -Ec "$re" || true)
+    else
+        expected=$(find nbs -maxdepth 1 -name '*.ipynb' -not -name '_*' | wc -l)
+    fi
+    say "running nbdev_test on $expected notebooks (2 workers)${flags:+, flags: $flags}"
     local log="$scratch/nbdev_test.log" rc=0
-    "$VENV/bin/nbdev_test" --n_workers 2 --do_print --timing --path nbs 2>&1 | tee "$log" || rc=$?
+    "$VENV/bin/nbdev_test" --n_workers 2 --do_print --timing --path nbs ${select[@]+"${select[@]}"} --flags "$flags" 2>&1 | tee "$log" || rc=$?
     local ran; ran=$(grep -c '^- Completed ' "$log" || true)
     local nbfail; nbfail=$(sed -n '/nbdev Tests Failed On The Following Notebooks/,$p' "$log" | grep -c $'^\t' || true)
     if [ "$ran" -ne "$expected" ]; then
@@ -142,7 +201,7 @@ run_tests() {
     say "notebooks: $((ran - nbfail)) passed, $nbfail failed"
 
     # 3. The Rust crate: cargo's unit tests, then the Python-level tests of the built extension.
-    if [ -f rustbpe/Cargo.toml ]; then
+    if [ ${#TEST_ONLY[@]} -eq 0 ] && [ -f rustbpe/Cargo.toml ]; then
         say "cargo test (rustbpe)"
         local clog="$scratch/cargo.log"
         if (cd rustbpe && cargo test --release 2>&1) | tee "$clog"; then :; else failed+=("cargo test"); fi
@@ -152,7 +211,7 @@ run_tests() {
         [[ " ${failed[*]-} " == *"cargo test"* ]] && [ "$cf" -eq 0 ] && cf=1
         npass=$((npass + cp)); nfail=$((nfail + cf))
     fi
-    if [ -d rustbpe/tests ]; then
+    if [ ${#TEST_ONLY[@]} -eq 0 ] && [ -d rustbpe/tests ]; then
         say "pytest rustbpe/tests"
         local plog="$scratch/pytest.log" prc=0
         "$PY" -m pytest -q -p no:cacheprovider rustbpe/tests 2>&1 | tee "$plog" || prc=$?
@@ -186,11 +245,11 @@ run_pipeline() {
 cmd="${1:-}"
 case "$cmd" in
     -h|--help|help)
-        sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     setup)
         setup ;;
     test)
-        shift; setup; run_tests "$@" ;;
+        shift; parse_test_args "$@"; setup; run_tests ;;
     *)
         setup; run_pipeline "$@" ;;
 esac
