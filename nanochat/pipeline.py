@@ -153,6 +153,46 @@ def coerce_param(name: str, value, default):
     return value  # lists, dicts...: passed as given
 
 # %% ../nbs/15_pipeline.ipynb #f6dd25ea
+# The chat stages on GPUs: the reference's speedrun.sh / run1000.sh and the defaults of its scripts (c75fe54).
+_GPU_EVAL = {"tasks": "ARC-Easy,ARC-Challenge,MMLU,GSM8K,HumanEval,SpellingBee", "max_problems": -1, "temperature": 0.0,
+             "top_k": 50, "num_samples": 1, "max_new_tokens": 512, "batch_size": 8}
+_GPU_CHAT = {
+    # one epoch of ~568K conversations; 80% flat LR then linear to 0
+    "mid_train": {"train_tasks": "smoltalk,mmlu_aux,gsm8k,identity,identity,simple_spelling:200000,spelling_bee:80000",
+                  "val_tasks": "smoltalk,mmlu:5200,gsm8k:420", "total_batch_size": 524_288, "num_iterations": -1,
+                  "matrix_lr": 0.02, "embedding_lr": 0.2, "unembedding_lr": 0.004, "init_lr_frac": 1.0,
+                  "eval_every": 150, "eval_tokens": 20 * 524_288, "compile": True, "log_every": 10},
+    # ~23K conversations, 32 per step; LR 2% of the base's, linear to 0
+    "chat_sft": {"train_tasks": "arc_easy,arc_challenge,gsm8k,smoltalk:10000,identity,simple_spelling:300,spelling_bee:300",
+                 "val_tasks": "smoltalk", "metric_tasks": "mmlu,arc_easy", "device_batch_size": 4,
+                 "target_examples_per_step": 32, "num_epochs": 1, "num_iterations": -1, "init_lr_frac": 0.02,
+                 "eval_every": 100, "eval_steps": 100, "eval_metrics_every": 200, "eval_metrics_max_problems": 1024},
+    # GSM8K train, 16 prompts x 16 samples per step (speedrun.sh leaves this stage commented out; we run it)
+    "chat_rl": {"task": "gsm8k", "train_problems": -1, "examples_per_step": 16, "num_samples": 16, "device_batch_size": 8,
+                "max_new_tokens": 256, "temperature": 1.0, "top_k": 50, "num_epochs": 1, "num_iterations": -1,
+                "init_lr_frac": 0.05, "eval_every": 60, "eval_examples": 400, "eval_k": 8, "save_every": 60},
+    **{f"chat_eval_{s}": _GPU_EVAL for s in ("mid", "sft", "rl")},
+}
+# The chat stages on this CPU: capped offline mixtures, sized for ~10 min of mid + sft + rl + 3 evaluations
+# (measured figures in the closing section). toy_math runs through mid and SFT so that RL has a task it can earn reward on.
+_CPU_EVAL = {"tasks": "ARC-Easy,ARC-Challenge,MMLU,GSM8K,HumanEval,SpellingBee,ToyMath", "max_problems": 64,
+             "max_new_tokens": 96, "batch_size": 16}
+_CPU_CHAT = {
+    "mid_train": {"train_tasks": "smoltalk:150,mmlu_aux:400,gsm8k:400,identity:150,identity:150,simple_spelling:400,"
+                                 "spelling_bee:200,toy_math:1200",
+                  "val_tasks": "smoltalk:40,mmlu:100,gsm8k:40,toy_math:100", "task_source": "offline",
+                  "total_batch_size": 4096, "eval_every": 20, "eval_tokens": 16_384, "compile": True, "log_every": 5},
+    "chat_sft": {"train_tasks": "arc_easy:200,arc_challenge:100,gsm8k:150,smoltalk:60,identity:60,simple_spelling:100,"
+                                "spelling_bee:100,toy_math:500",
+                 "val_tasks": "smoltalk:16,toy_math:48", "metric_tasks": "arc_easy:64,mmlu:64", "task_source": "offline",
+                 "target_examples_per_step": 32, "eval_every": 20, "eval_steps": 8, "eval_metrics_every": -1,
+                 "eval_metrics_max_problems": 64, "log_every": 5},
+    "chat_rl": {"task": "toy_math", "train_problems": -1, "examples_per_step": 8, "num_samples": 8, "device_batch_size": 8,
+                "max_new_tokens": 40, "num_iterations": 30, "init_lr_frac": 0.05, "eval_every": 10, "eval_examples": 64,
+                "eval_k": 4, "save_every": 10, "log_every": 5},
+    **{f"chat_eval_{s}": {**_CPU_EVAL, "task_source": "offline"} for s in ("mid", "sft", "rl")},
+}
+
 PROFILES: dict[str, dict] = {
     "cpu": {
         "data": {"source": "embedded"},
@@ -166,6 +206,7 @@ PROFILES: dict[str, dict] = {
                        "log_every": 5, "compile": True},
         "base_loss": {"split_tokens": 32_768},
         "base_eval": {"max_per_task": 50},  # 14 offline tasks x 50 items
+        **_CPU_CHAT,
     },
     "speedrun": {
         "data": {"source": "fineweb", "num_shards": 240, "tokenizer_shards": 8},
@@ -177,6 +218,7 @@ PROFILES: dict[str, dict] = {
                        "core_metric_max_per_task": 500, "sample_every": 2000, "compile": True, "log_every": 1},
         "base_loss": {"split_tokens": 20 * 524_288},
         "base_eval": {"max_per_task": -1},
+        **_GPU_CHAT,
     },
     "run1000": {
         "data": {"source": "fineweb", "num_shards": 800, "tokenizer_shards": 16},
@@ -188,6 +230,7 @@ PROFILES: dict[str, dict] = {
                        "core_metric_max_per_task": 500, "sample_every": 2000, "compile": True, "log_every": 1},
         "base_loss": {"split_tokens": 20 * 524_288},
         "base_eval": {"max_per_task": -1},
+        **_GPU_CHAT,
     },
 }
 
