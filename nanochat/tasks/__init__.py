@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../../nbs/13d_tasks.ipynb #4f3863f4
+# %% ../../nbs/13d_tasks.ipynb #33e434a4
 from .common import (Task, TaskMixture, TaskSequence, render_mc, extract_answer, resolve_source,
                                    check_rendering, local_hub, OFFLINE_PACKAGES, SOURCES)
 from .mc import ARC, MMLU
