@@ -470,13 +470,7 @@ def eval_bundle_command(base_dir: Path, source: str = "embedded") -> list[str] |
     "The command preparing a CORE bundle (offline build for the embedded source, else the download), or None if one exists."
     if (base_dir / "eval_bundle").exists() or (source == "embedded" and (base_dir / "eval_bundle_offline").exists()):
         return None
-    try:
-        import nanochat.core_eval as ce
-    except ImportError:
-        return None
-    if not hasattr(ce, "main"):
-        return None
-    return [sys.executable, "-m", "nanochat.core_eval", "build" if source == "embedded" else "download",
+    return [sys.executable, "-m", "nanochat.core_bundle", "build" if source == "embedded" else "download",
             "--base-dir", str(base_dir)]
 
 # %% ../nbs/15_pipeline.ipynb #b40e0108
