@@ -6,14 +6,12 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
 
 import torch
 import torch.distributed as dist
 from torch import Tensor
 
 from .common import dist_rank_world
-
 
 # %% auto #0
 __all__ = ['ADAMW_BETAS', 'ADAMW_EPS', 'make_adamw', 'shard_rows', 'DistAdamW']

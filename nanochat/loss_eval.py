@@ -11,7 +11,6 @@ from typing import Iterable
 import torch
 import torch.distributed as dist
 import torch.nn as nn
-import torch.nn.functional as F
 
 # %% auto #0
 __all__ = ['evaluate_bpb']

@@ -5,13 +5,12 @@
 # %% ../nbs/02_tokenizer.ipynb #51606e40
 from __future__ import annotations
 
-import copy
 import hashlib
 import html
 import os
 import pickle
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 
 import tiktoken
