@@ -113,8 +113,8 @@ def parse_chat_request(payload, temperature: float = 0.8, top_k: int = 50, max_t
     max_tok = payload.get("max_tokens", payload.get("max_completion_tokens"))
     stream_options = payload.get("stream_options") or {}
     seed = payload.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise RequestError(f"seed must be an integer, got {seed!r}", "seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
+        raise RequestError(f"seed must be an integer between 0 and 2**63-1, got {seed!r}", "seed")
     k = _number(payload, "top_k", top_k, TOP_K_RANGE, integer=True)
     return ChatRequest(
         messages=checked,
@@ -237,6 +237,7 @@ class WorkerPool:
         self._queue().put_nowait(worker)
 
     def available(self) -> int:
+        "How many workers are free now."
         return sum(not w.busy for w in self.workers)
 
 # %% ../nbs/81_chat_web.ipynb #01b50bb3
@@ -378,8 +379,8 @@ def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_
                                     "worker": piece.worker})
                     else:
                         yield _sse({"token": piece[1], "type": piece[0]})
-            except RequestError as e:
-                yield _sse({"error": str(e), "done": True})
+            except Exception as e:  # a failure inside the model: tell the client, in the stream's own format
+                yield _sse({"error": f"{type(e).__name__}: {e}", "done": True})
             finally:
                 await stream.aclose()
         return StreamingResponse(events(), media_type="text/event-stream")
@@ -425,8 +426,8 @@ def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_
                         yield chunk({"content": text})
                 if kind != "text":  # a reply that ended inside a tool call
                     yield chunk({"content": _OPENAI_SWITCH[(kind, "text")]})
-            except RequestError as e:
-                yield _sse({"error": {"message": str(e), "type": "invalid_request_error", "param": e.param}})
+            except Exception as e:
+                yield _sse({"error": {"message": f"{type(e).__name__}: {e}", "type": "server_error", "param": None}})
             finally:
                 await stream.aclose()
             yield "data: [DONE]\n\n"
