@@ -26,10 +26,11 @@ from .gpt import GPT, KVCache
 # %% auto #0
 __all__ = ['CYCLE', 'DEFAULT_BATCH_TOKENS', 'SHARE_MIN_TOKENS', 'NUM_CORE_TASKS', 'FIXTURE_TASKS', 'CharTokenizer',
            'AlphabetModel', 'render_prompts_mc', 'render_prompts_schema', 'render_prompts_lm', 'fewshot_indices',
-           'find_common_length', 'batch_sequences', 'stack_sequences', 'crop_sequences', 'forward_model', 'decide',
-           'example_scores', 'evaluate_example', 'answer_logits', 'pack_rows', 'score_rows', 'score_shared_prefix',
-           'score_items', 'evaluate_examples', 'evaluate_task_items', 'evaluate_task', 'centered_accuracy',
-           'load_bundle', 'task_meta', 'load_task_data', 'core_label', 'evaluate_core', 'make_fixture_bundle']
+           'find_common_length', 'batch_sequences', 'stack_sequences', 'crop_sequences', 'forward_model', 'item_rows',
+           'decide', 'example_scores', 'evaluate_example', 'answer_logits', 'pack_rows', 'score_rows',
+           'score_shared_prefix', 'score_items', 'evaluate_examples', 'evaluate_task_items', 'evaluate_task',
+           'centered_accuracy', 'load_bundle', 'task_meta', 'load_task_data', 'core_label', 'evaluate_core',
+           'make_fixture_bundle']
 
 # %% ../nbs/10_core_eval.ipynb #da533e96
 CYCLE = "abcdefghijklmnopqrstuvwxyz "
@@ -162,8 +163,8 @@ def forward_model(model, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.T
     return losses, logits.argmax(dim=-1)
 
 # %% ../nbs/10_core_eval.ipynb #043d204b
-def _item_batch(idx: int, tokenizer, data: list[dict], task_meta: dict, max_seq_len: int | None = None):
-    "Render and tokenize item `idx` with its few-shot examples: (tokens, starts, ends)."
+def item_rows(idx: int, tokenizer, data: list[dict], task_meta: dict, max_seq_len: int | None = None):
+    "Item `idx` rendered with its few-shot examples, tokenized and cropped: (tokens, starts, ends) of its rows."
     task_type, delim = task_meta["task_type"], task_meta["continuation_delimiter"]
     shots = [data[j] for j in fewshot_indices(idx, len(data), task_meta["num_fewshot"])]
     render = {"multiple_choice": render_prompts_mc, "schema": render_prompts_schema,
@@ -184,7 +185,7 @@ def decide(item: dict, task_type: str, scores: list[tuple[float, bool]]) -> bool
 def example_scores(idx: int, model, tokenizer, data: list[dict], device, task_meta: dict,
                    max_seq_len: int | None = None) -> list[tuple[float, bool]]:
     "(mean answer loss, greedy match) of each row of item `idx`, from one forward pass over its padded rows."
-    tokens, starts, ends = _item_batch(idx, tokenizer, data, task_meta, max_seq_len)
+    tokens, starts, ends = item_rows(idx, tokenizer, data, task_meta, max_seq_len)
     input_ids = stack_sequences(tokens, tokenizer.get_bos_token_id()).to(device)
     losses, preds = forward_model(model, input_ids)
     return [(losses[i, s - 1 : e - 1].mean().item(), bool(torch.equal(preds[i, s - 1 : e - 1], input_ids[i, s:e])))
@@ -289,7 +290,7 @@ def score_items(idxs: list[int], model, tokenizer, data: list[dict], device, tas
     "`example_scores` of each item in `idxs`, the rows of up to `chunk` items sharing forward passes (and prefixes)."
     pad_id, out = tokenizer.get_bos_token_id(), []
     for c in range(0, len(idxs), chunk):
-        items = [_item_batch(i, tokenizer, data, task_meta, max_seq_len) for i in idxs[c : c + chunk]]
+        items = [item_rows(i, tokenizer, data, task_meta, max_seq_len) for i in idxs[c : c + chunk]]
         share = [_shares_prefix(model, task_meta["task_type"], t, s) for t, s, _ in items]
         pooled_rows = [row for (t, s, e), sh in zip(items, share) if not sh for row in zip(t, s, e)]
         pooled = iter(score_rows(model, pooled_rows, pad_id, device, batch_tokens))
