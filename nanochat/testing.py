@@ -15,16 +15,20 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.nn as nn
+import torch.nn.functional as F
 
 import nanochat
 from .checkpoint import CHECKPOINT_SOURCES, find_largest_model, find_last_step, save_checkpoint
+from .core_bundle import write_bundle
 from .dataset import list_parquet_files, write_shards
 from .gpt import GPT, config_from_depth
 from .tokenizer import Tokenizer, get_tokenizer
 
 # %% auto #0
-__all__ = ['FIXTURES_DIR', 'fixture_path', 'fixture_texts', 'ensure_fixture_shards', 'ensure_tokenizer', 'ensure_checkpoint',
-           'ensure_base_checkpoint', 'run_torchrun']
+__all__ = ['FIXTURES_DIR', 'CYCLE', 'FIXTURE_TASKS', 'fixture_path', 'fixture_texts', 'ensure_fixture_shards', 'ensure_tokenizer',
+           'ensure_checkpoint', 'ensure_base_checkpoint', 'CharTokenizer', 'AlphabetModel', 'make_fixture_bundle',
+           'run_torchrun']
 
 # %% ../nbs/17_testing.ipynb #c4cc6b3a
 FIXTURES_DIR = Path(nanochat.__file__).resolve().parent / "fixtures"  # package data, installed with the package
@@ -96,6 +100,78 @@ def ensure_base_checkpoint(base_dir: str | os.PathLike, depth: int = 2, vocab_si
     return ensure_checkpoint(base_dir, "base", depth, vocab_size, sequence_len)
 
 # %% ../nbs/17_testing.ipynb #21eb7d08
+CYCLE = "abcdefghijklmnopqrstuvwxyz "
+
+class CharTokenizer:
+    "A fixture tokenizer: one token per ASCII character, `<|bos|>` = 128."
+    bos_id = 128
+
+    def get_vocab_size(self) -> int:
+        return 129
+
+    def get_bos_token_id(self) -> int:
+        return self.bos_id
+
+    def _one(self, text: str, prepend) -> list[int]:
+        ids = [ord(c) if ord(c) < 128 else ord("?") for c in text]
+        return ([prepend] if prepend is not None else []) + ids
+
+    def encode(self, text: str | list[str], prepend: int | None = None, **kwargs) -> list[int] | list[list[int]]:
+        "Encode one string or a list of strings, optionally prepending a token id."
+        if isinstance(text, str):
+            return self._one(text, prepend)
+        return [self._one(t, prepend) for t in text]
+
+    def decode(self, ids: list[int]) -> str:
+        return "".join(chr(i) if i < 128 else "<|bos|>" for i in ids)
+
+class AlphabetModel(nn.Module):
+    "A fixture 'language model' that predicts the next character of the cycle a..z-space, with logit `scale`."
+    def __init__(self, scale: float = 10.0, vocab_size: int = 129):
+        super().__init__()
+        succ = torch.full((vocab_size,), ord("a"), dtype=torch.long)  # anything else -> 'a'
+        for a, b in zip(CYCLE, CYCLE[1:] + CYCLE[0]):
+            succ[ord(a)] = ord(b)
+        self.register_buffer("succ", succ)
+        self.scale, self.vocab_size = scale, vocab_size
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        return F.one_hot(self.succ[idx], self.vocab_size).float() * self.scale  # (B, T, V)
+
+# %% ../nbs/17_testing.ipynb #010354b9
+def _cycle_run(start: int, length: int) -> str:
+    "`length` characters of the alphabet cycle from position `start`."
+    return "".join(CYCLE[(start + k) % len(CYCLE)] for k in range(length))
+
+def _fixture_tasks(n: int) -> dict[str, list[dict]]:
+    "Items of the three fixture tasks (the alphabet model is right unless i % 4 == 3)."
+    mc, sc, lm = [], [], []
+    for i in range(n):
+        s = (5 * i) % 20  # letters only, so no run contains the space
+        right, wrong, trick = i % 4 != 3, _cycle_run(s + 7, 3)[::-1], i % 3
+        query, good = _cycle_run(s, 4), _cycle_run(s + 4, 3)
+        choices = [wrong, "qqq", "xkx"][: 2 + (i % 2)]
+        choices.insert(trick % len(choices), good)
+        gold = choices.index(good) if right else (choices.index(good) + 1) % len(choices)
+        mc.append({"query": query, "choices": choices, "gold": gold})
+        options = [_cycle_run(s, 3), _cycle_run(23, 3), _cycle_run(s + 4, 2)]  # only 'xyz' precedes ' '
+        sc.append({"context_options": options, "continuation": "abc", "gold": 1 if right else 0})
+        cont = _cycle_run(s + 4, 3) if right else _cycle_run(s + 4, 2) + "q"
+        lm.append({"context": _cycle_run(s, 4), "continuation": cont})
+    return {"fixture_mc": mc, "fixture_schema": sc, "fixture_lm": lm}
+
+FIXTURE_TASKS = [  # label, dataset_uri, type, shots, delimiter, random baseline (%)
+    ("fixture_mc", "fixture/mc.jsonl", "multiple_choice", 2, "", 40.0),
+    ("fixture_schema", "fixture/schema.jsonl", "schema", 1, " ", 33.3),
+    ("fixture_lm", "fixture/lm.jsonl", "language_modeling", 3, "", 0.0),
+]
+
+def make_fixture_bundle(bundle_dir: str | os.PathLike, n: int = 12) -> Path:
+    "Write a tiny three-task bundle (MC, schema, LM; `n` items each) for tests."
+    return write_bundle(Path(bundle_dir), FIXTURE_TASKS, _fixture_tasks(n),
+                        {"kind": "fixture", "missing": [], "source": "make_fixture_bundle"})
+
+# %% ../nbs/17_testing.ipynb #ab50b7c8
 def run_torchrun(code: str, nproc: int = 2, timeout: float = 300, env: dict | None = None) -> list[str]:
     "Run Python `code` under `torchrun --standalone --nproc_per_node=nproc` (gloo on CPU); return each rank's stdout."
     with tempfile.TemporaryDirectory(prefix="nanochat_torchrun_") as d:
