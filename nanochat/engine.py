@@ -15,7 +15,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
-from .common import autocast_ctx, compute_dtype
+from .common import compute_dtype
 from .gpt import KVCache
 
 # %% auto #0

@@ -134,6 +134,23 @@ def _own_cgroup(controller: str | None) -> str | None:
         pass
     return None
 
+def _remove_stale(parent: Path) -> None:
+    "Remove empty run cgroups left by parents that died (their pid is in the name)."
+    try:
+        for path in parent.glob("nanochat_exec_*"):
+            pid = int(path.name.split("_")[2])
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                try:
+                    path.rmdir()  # fails (and is left alone) while processes remain in it
+                except OSError:
+                    pass
+            except PermissionError:
+                pass
+    except (OSError, ValueError, IndexError):
+        pass
+
 class _PidsCgroup:
     "A pids cgroup for one run (v2 or v1), or nothing when the machine does not allow it."
     def __init__(self, max_pids: int = _MAX_PROCS):
@@ -146,6 +163,7 @@ class _PidsCgroup:
         if v1 is not None:
             candidates.append(Path("/sys/fs/cgroup/pids") / v1.lstrip("/"))
         for parent in candidates:
+            _remove_stale(parent)
             path = parent / f"nanochat_exec_{os.getpid()}_{uuid.uuid4().hex[:8]}"
             try:
                 path.mkdir()
@@ -159,10 +177,13 @@ class _PidsCgroup:
                 path.rmdir()
 
     def join(self) -> None:
-        "Move the calling process into the cgroup (called in the child before exec)."
+        "Move the calling process into the cgroup (called in the child before exec; best effort)."
         if self.path is not None:
-            with open(self.path / "cgroup.procs", "w") as f:
-                f.write(str(os.getpid()))
+            try:
+                with open(self.path / "cgroup.procs", "w") as f:
+                    f.write(str(os.getpid()))
+            except OSError:
+                pass
 
     def kill_all(self) -> None:
         "SIGKILL every process left in the cgroup, then remove it."
