@@ -107,6 +107,6 @@ def main(argv: list[str] | None = None, input_fn: Callable[[str], str] = input, 
             turn(tokens, text, seed=42 + n)
 
 # %% ../nbs/19_chat_cli.ipynb #a488da9b
-#| eval: false
-if __name__ == "__main__":
+# `python -m nanochat.chat_cli`: __file__ is defined there but not in a notebook kernel (whose __name__ is also __main__)
+if __name__ == "__main__" and "__file__" in globals():
     sys.exit(main())
