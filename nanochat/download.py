@@ -52,6 +52,7 @@ def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool) -> None:
             m = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
             append = bool(m) and int(m.group(1)) == offset
             if not append:
+                tmp.unlink()  # the next attempt starts over
                 raise IncompleteDownload(f"server resumed at {resp.headers.get('Content-Range')!r}, not at byte {offset}")
         start = offset if append else 0
         length = resp.headers.get("Content-Length")
