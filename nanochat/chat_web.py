@@ -265,28 +265,33 @@ async def stream_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int]) ->
     seed = req.seed if req.seed is not None else random.randrange(2**31)
     pool.stats.requests += 1
     worker.requests += 1
+    generated = [0]  # tokens the thread sampled (a client that left early may not have read them all)
 
     def produce():  # runs in a worker thread
         try:
             with torch.inference_mode():
                 for token in reply_tokens(worker.engine, worker.tokenizer, prompt, max_tokens, req.temperature,
                                           req.top_k, seed, stop):
+                    generated[0] += 1
                     loop.call_soon_threadsafe(queue.put_nowait, token)
         except BaseException as e:  # handed to the event loop, which raises it in the request
             loop.call_soon_threadsafe(queue.put_nowait, e)
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, _DONE)
 
+    def done(_):  # on the event loop, once the thread has stopped
+        worker.tokens += generated[0]
+        pool.stats.tokens += generated[0]
+        pool.release(worker)
+
     future = loop.run_in_executor(pool.executor, produce)
-    future.add_done_callback(lambda _: pool.release(worker))
+    future.add_done_callback(done)
     text, n, finished = TextStream(worker.tokenizer), 0, False
     try:
         while (item := await queue.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
             n += 1
-            worker.tokens += 1
-            pool.stats.tokens += 1
             for piece in text.push(item):
                 yield piece
         for piece in text.flush():
