@@ -28,7 +28,7 @@ from .tokenizer import Tokenizer, get_tokenizer
 # %% auto #0
 __all__ = ['FIXTURES_DIR', 'CYCLE', 'FIXTURE_TASKS', 'fixture_path', 'fixture_texts', 'ensure_fixture_shards', 'ensure_tokenizer',
            'ensure_checkpoint', 'ensure_base_checkpoint', 'CharTokenizer', 'AlphabetModel', 'make_fixture_bundle',
-           'run_torchrun']
+           'run_torchrun', 'interrupt_stage']
 
 # %% ../nbs/17_testing.ipynb #c4cc6b3a
 FIXTURES_DIR = Path(nanochat.__file__).resolve().parent / "fixtures"  # package data, installed with the package
@@ -193,3 +193,44 @@ def run_torchrun(code: str, nproc: int = 2, timeout: float = 300, env: dict | No
             detail = "\n".join(f"--- rank {r} stderr ---\n{e.read_text()[-3000:] if e else ''}" for r, e in enumerate(errs))
             raise RuntimeError(f"torchrun failed with exit code {proc.returncode}\n{proc.stderr[-2000:]}\n{detail}")
         return outs
+
+# %% ../nbs/17_testing.ipynb #c0ffee02
+def _kernel_of(pid: int) -> int | None:
+    "The pid of the ipykernel process whose parent is `pid` (through /proc), or None."
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                stat = (p / "stat").read_text().split(") ")[1].split()
+                if int(stat[1]) == pid and b"ipykernel" in (p / "cmdline").read_bytes():
+                    return int(p.name)
+            except (OSError, IndexError, ValueError):
+                pass
+    return None
+
+def interrupt_stage(notebook: str | os.PathLike, out_nb: str | os.PathLike, params: dict, when: str | None = None,
+                    timeout: float = 600) -> tuple[int, str]:
+    "Run `notebook` with papermill (`params` as -p); SIGTERM its kernel once a line contains `when`; (exit code, output text)."
+    import signal
+    import nbformat
+    cmd = [sys.executable, "-m", "papermill", str(notebook), str(out_nb), "-k", "python3", "--log-output",
+           "--cwd", str(Path(notebook).parent)]
+    for k, v in params.items():
+        cmd += ["-r", k, v] if isinstance(v, str) else ["-p", k, str(v)]
+    env = {k: v for k, v in os.environ.items() if k != "IN_TEST"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    log = []
+    for line in proc.stdout:
+        log.append(line)
+        if when is not None and when in line:
+            kernel = _kernel_of(proc.pid)
+            if kernel is None:
+                proc.kill()
+                raise RuntimeError(f"no ipykernel child of papermill (pid {proc.pid}) to interrupt")
+            os.kill(kernel, signal.SIGTERM)
+            when = None
+    proc.wait(timeout=timeout)
+    text = "".join(log)
+    if Path(out_nb).exists():
+        text += "".join(o.get("text", "") + o.get("evalue", "") for c in nbformat.read(out_nb, as_version=4).cells
+                        for o in c.get("outputs", []))
+    return proc.returncode, text
