@@ -18,7 +18,7 @@ from .common import autodetect_device_type
 from .tokenizer import Tokenizer
 
 # %% auto #0
-__all__ = ['SOURCES', 'load_chat_model', 'render_transcript', 'ChatWidget', 'send', 'regenerate', 'new_conversation']
+__all__ = ['SOURCES', 'load_chat_model', 'render_transcript', 'ChatWidget']
 
 # %% ../nbs/80_chat.ipynb #cadaf09d
 SOURCES = ("base", "mid", "sft", "rl")
@@ -89,86 +89,79 @@ class ChatWidget:
     def _repr_mimebundle_(self, **kwargs):  # a ChatWidget displays as its layout
         return self.ui._repr_mimebundle_(**kwargs)
 
-# %% ../nbs/80_chat.ipynb #ae66e0e9
-def _show_error(self, message: str) -> None:
-    self.status.value = f'<span style="color:#b91c1c">{html.escape(message)}</span>'
+    def _show_error(self, message: str) -> None:
+        self.status.value = f'<span style="color:#b91c1c">{html.escape(message)}</span>'
 
-def _busy(self, busy: bool) -> None:
-    for w in (self.input, self.send_button, self.new_button, self.regenerate_button, self.source):
-        w.disabled = busy
-    self.status.value = "<i>the model is writing…</i>" if busy else ""
+    def _busy(self, busy: bool) -> None:
+        for w in (self.input, self.send_button, self.new_button, self.regenerate_button, self.source):
+            w.disabled = busy
+        self.status.value = "<i>the model is writing…</i>" if busy else ""
 
-def _model(self):
-    "The (engine, tokenizer, context) of the selected source, loaded once."
-    if self.source.value not in self._models:
-        self._models[self.source.value] = self.loader(self.source.value)
-    return self._models[self.source.value]
+    def _model(self):
+        "The (engine, tokenizer, context) of the selected source, loaded once."
+        if self.source.value not in self._models:
+            self._models[self.source.value] = self.loader(self.source.value)
+        return self._models[self.source.value]
 
-def send(self, _=None) -> None:
-    "Send the text box's message and stream the reply."
-    text = self.input.value.strip()
-    if not text:
-        return self._show_error("Type a message first.")
-    self.input.value = ""
-    self.messages.append({"role": "user", "content": text})
-    self.transcript.value = render_transcript(self.messages)
-    self._reply()
+    def send(self, _=None) -> None:
+        "Send the text box's message and stream the reply."
+        text = self.input.value.strip()
+        if not text:
+            return self._show_error("Type a message first.")
+        self.input.value = ""
+        self.messages.append({"role": "user", "content": text})
+        self.transcript.value = render_transcript(self.messages)
+        self._reply()
 
-def regenerate(self, _=None) -> None:
-    "Replace the last reply with a new sample."
-    if self.messages and self.messages[-1]["role"] == "assistant":
-        self.messages.pop()
-    if not self.messages:
-        return self._show_error("Nothing to regenerate: send a message first.")
-    self._reply()
+    def regenerate(self, _=None) -> None:
+        "Replace the last reply with a new sample."
+        if self.messages and self.messages[-1]["role"] == "assistant":
+            self.messages.pop()
+        if not self.messages:
+            return self._show_error("Nothing to regenerate: send a message first.")
+        self._reply()
 
-def new_conversation(self, _=None) -> None:
-    "Forget the conversation."
-    self.messages = []
-    self.transcript.value = render_transcript([])
-    self.status.value = ""
+    def new_conversation(self, _=None) -> None:
+        "Forget the conversation."
+        self.messages = []
+        self.transcript.value = render_transcript([])
+        self.status.value = ""
 
-for f in (_show_error, _busy, _model, send, regenerate, new_conversation):
-    setattr(ChatWidget, f.__name__, f)
-
-# %% ../nbs/80_chat.ipynb #11d2c4cc
-def _reply(self) -> None:
-    "Stream the assistant's reply to the conversation into the transcript."
-    self._busy(True)
-    reply = {"role": "assistant", "content": []}
-    error = None
-    try:
-        engine, tokenizer, context = self._model()
-        prompt = prompt_tokens(tokenizer, self.messages, context)
-        self.messages.append(reply)
-        max_tokens = min(self.max_tokens.value, context - len(prompt))
-        stream = TextStream(tokenizer)
-        tokens = reply_tokens(engine, tokenizer, prompt, max_tokens, self.temperature.value,
-                              self.top_k.value or None, seed=self._rng.randrange(2**31))
-        for token in tokens:
-            for kind, text in stream.push(token):
+    def _reply(self) -> None:
+        "Stream the assistant's reply to the conversation into the transcript."
+        self._busy(True)
+        reply = {"role": "assistant", "content": []}
+        error = None
+        try:
+            engine, tokenizer, context = self._model()
+            prompt = prompt_tokens(tokenizer, self.messages, context)
+            self.messages.append(reply)
+            max_tokens = min(self.max_tokens.value, context - len(prompt))
+            stream = TextStream(tokenizer)
+            tokens = reply_tokens(engine, tokenizer, prompt, max_tokens, self.temperature.value,
+                                  self.top_k.value or None, seed=self._rng.randrange(2**31))
+            for token in tokens:
+                for kind, text in stream.push(token):
+                    self._add_piece(reply, kind, text)
+            for kind, text in stream.flush():
                 self._add_piece(reply, kind, text)
-        for kind, text in stream.flush():
-            self._add_piece(reply, kind, text)
-    except RequestError as e:  # the conversation no longer fits the model's context
-        error = str(e)
-    except Exception as e:  # shown in the widget: a chat window should not print tracebacks
-        error = f"{type(e).__name__}: {e}"
-    finally:
-        self._busy(False)
-    if reply in self.messages and not reply["content"]:
-        self.messages.remove(reply)  # nothing was written: keep the history a valid conversation
-    self.transcript.value = render_transcript(self.messages)
-    if error:
-        self._show_error(error)
+        except RequestError as e:  # the conversation no longer fits the model's context
+            error = str(e)
+        except Exception as e:  # shown in the widget: a chat window should not print tracebacks
+            error = f"{type(e).__name__}: {e}"
+        finally:
+            self._busy(False)
+        if self.messages and self.messages[-1] is reply and not reply["content"]:
+            self.messages.pop()  # nothing was written: keep the history a valid conversation
+        self.transcript.value = render_transcript(self.messages)
+        if error:
+            self._show_error(error)
 
-def _add_piece(self, reply: dict, kind: str, text: str) -> None:
-    parts = reply["content"]
-    if parts and parts[-1]["type"] == kind:
-        parts[-1]["text"] += text
-    else:
-        parts.append({"type": kind, "text": text})
-    self.transcript.value = render_transcript(self.messages)
-    self.updates += 1
-
-ChatWidget._reply, ChatWidget._add_piece = _reply, _add_piece
+    def _add_piece(self, reply: dict, kind: str, text: str) -> None:
+        parts = reply["content"]
+        if parts and parts[-1]["type"] == kind:
+            parts[-1]["text"] += text
+        else:
+            parts.append({"type": kind, "text": text})
+        self.transcript.value = render_transcript(self.messages)
+        self.updates += 1
