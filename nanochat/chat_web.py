@@ -255,9 +255,18 @@ def pool_prompt(pool: WorkerPool, req: ChatRequest) -> list[int]:
     "The request's prompt tokens (all workers serve one checkpoint); RequestError if it does not fit."
     return prompt_tokens(pool.workers[0].tokenizer, req.messages, pool.workers[0].context)
 
-async def stream_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int]) -> AsyncIterator[tuple[str, str] | Finish]:
+async def stream_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int],
+                       is_disconnected=None) -> AsyncIterator[tuple[str, str] | Finish]:
     "Wait for a worker, sample the reply to `prompt` in its thread; yield `(kind, text)` pieces, then a `Finish`."
-    worker = await pool.acquire()
+    try:
+        worker = await pool.acquire()
+    except asyncio.CancelledError:  # uvicorn noticed the client leave while it queued (Starlette cancels us)
+        pool.stats.cancelled += 1
+        raise
+    if is_disconnected is not None and await is_disconnected():  # the same, on a server that does not cancel
+        pool.stats.cancelled += 1
+        pool.release(worker)
+        return
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     stop = threading.Event()
@@ -374,7 +383,7 @@ def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_
     @app.post("/chat/completions")
     async def chat(request: Request):
         req = await _read_request(request, defaults)
-        stream = stream_reply(pool, req, pool_prompt(pool, req))
+        stream = stream_reply(pool, req, pool_prompt(pool, req), request.is_disconnected)
 
         async def events():
             try:
@@ -398,17 +407,19 @@ def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_
         head = {"id": cid, "created": created, "model": model_name}
         if not req.stream:
             parts, finish = [], None
-            async for piece in stream_reply(pool, req, prompt):
+            async for piece in stream_reply(pool, req, prompt, request.is_disconnected):
                 if isinstance(piece, Finish):
                     finish = piece
                 else:
                     parts.append(piece)
+            if finish is None:  # the client went away while it waited: nobody to answer
+                return _error(499, "the client closed the request")
             content = _openai_content(parts)
             usage = {"prompt_tokens": finish.prompt_tokens, "completion_tokens": finish.completion_tokens,
                      "total_tokens": finish.prompt_tokens + finish.completion_tokens}
             return {**head, "object": "chat.completion", "usage": usage, "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish.reason}]}
-        stream = stream_reply(pool, req, prompt)
+        stream = stream_reply(pool, req, prompt, request.is_disconnected)
 
         def chunk(delta: dict, finish_reason=None) -> str:
             return _sse({**head, "object": "chat.completion.chunk",
