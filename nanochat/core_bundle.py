@@ -233,7 +233,7 @@ def ensure_eval_bundle(base_dir: str | os.PathLike, bundle: str = "auto") -> Pat
         return download_eval_bundle(base_dir)
     if bundle == "fixture":
         target = base_dir / "eval_bundle_fixture"
-        from nanochat.core_eval import make_fixture_bundle  # the test stand-in (imported late: it imports this module)
+        from nanochat.testing import make_fixture_bundle  # a test stand-in (imported late: testing imports this module)
         return target if (target / "core.yaml").exists() else make_fixture_bundle(target)
     return build_offline_bundle(base_dir)
 

@@ -20,56 +20,15 @@ import torch.nn.functional as F
 import yaml
 
 from .common import get_rank, get_world_size, is_ddp, print0
-from .core_bundle import write_bundle
 from .gpt import GPT, KVCache
 
 # %% auto #0
-__all__ = ['CYCLE', 'DEFAULT_BATCH_TOKENS', 'SHARE_MIN_TOKENS', 'NUM_CORE_TASKS', 'FIXTURE_TASKS', 'CharTokenizer',
-           'AlphabetModel', 'render_prompts_mc', 'render_prompts_schema', 'render_prompts_lm', 'fewshot_indices',
-           'find_common_length', 'batch_sequences', 'stack_sequences', 'crop_sequences', 'forward_model', 'item_rows',
-           'decide', 'example_scores', 'evaluate_example', 'answer_logits', 'pack_rows', 'score_rows',
-           'score_shared_prefix', 'score_items', 'evaluate_examples', 'evaluate_task_items', 'evaluate_task',
-           'centered_accuracy', 'load_bundle', 'task_meta', 'load_task_data', 'core_label', 'evaluate_core',
-           'make_fixture_bundle']
-
-# %% ../nbs/10_core_eval.ipynb #da533e96
-CYCLE = "abcdefghijklmnopqrstuvwxyz "
-
-class CharTokenizer:
-    "A fixture tokenizer: one token per ASCII character, `<|bos|>` = 128."
-    bos_id = 128
-
-    def get_vocab_size(self) -> int:
-        return 129
-
-    def get_bos_token_id(self) -> int:
-        return self.bos_id
-
-    def _one(self, text: str, prepend) -> list[int]:
-        ids = [ord(c) if ord(c) < 128 else ord("?") for c in text]
-        return ([prepend] if prepend is not None else []) + ids
-
-    def encode(self, text: str | list[str], prepend: int | None = None, **kwargs) -> list[int] | list[list[int]]:
-        "Encode one string or a list of strings, optionally prepending a token id."
-        if isinstance(text, str):
-            return self._one(text, prepend)
-        return [self._one(t, prepend) for t in text]
-
-    def decode(self, ids: list[int]) -> str:
-        return "".join(chr(i) if i < 128 else "<|bos|>" for i in ids)
-
-class AlphabetModel(nn.Module):
-    "A fixture 'language model' that predicts the next character of the cycle a..z-space, with logit `scale`."
-    def __init__(self, scale: float = 10.0, vocab_size: int = 129):
-        super().__init__()
-        succ = torch.full((vocab_size,), ord("a"), dtype=torch.long)  # anything else -> 'a'
-        for a, b in zip(CYCLE, CYCLE[1:] + CYCLE[0]):
-            succ[ord(a)] = ord(b)
-        self.register_buffer("succ", succ)
-        self.scale, self.vocab_size = scale, vocab_size
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return F.one_hot(self.succ[idx], self.vocab_size).float() * self.scale  # (B, T, V)
+__all__ = ['DEFAULT_BATCH_TOKENS', 'SHARE_MIN_TOKENS', 'NUM_CORE_TASKS', 'render_prompts_mc', 'render_prompts_schema',
+           'render_prompts_lm', 'fewshot_indices', 'find_common_length', 'batch_sequences', 'stack_sequences',
+           'crop_sequences', 'forward_model', 'item_rows', 'decide', 'example_scores', 'evaluate_example',
+           'answer_logits', 'pack_rows', 'score_rows', 'score_shared_prefix', 'score_items', 'evaluate_examples',
+           'evaluate_task_items', 'evaluate_task', 'centered_accuracy', 'load_bundle', 'task_meta', 'load_task_data',
+           'core_label', 'evaluate_core']
 
 # %% ../nbs/10_core_eval.ipynb #c53087a1
 def _shots(fewshot: list[dict] | None, render_one: Callable[[dict], str]) -> str:
@@ -388,36 +347,3 @@ def evaluate_core(model, tokenizer, bundle_dir: str | os.PathLike, device, max_p
     return {"results": results, "centered_results": centered, "core_metric": core, "rows": rows, "correct": correct,
             "label": core_label(info, len(centered)), "bundle_kind": info.get("kind", "real"),
             "missing": list(info.get("missing", []))}
-
-# %% ../nbs/10_core_eval.ipynb #56a171c9
-def _cycle_run(start: int, length: int) -> str:
-    "`length` characters of the alphabet cycle from position `start`."
-    return "".join(CYCLE[(start + k) % len(CYCLE)] for k in range(length))
-
-def _fixture_tasks(n: int) -> dict[str, list[dict]]:
-    "Items of the three fixture tasks (the alphabet model is right unless i % 4 == 3)."
-    mc, sc, lm = [], [], []
-    for i in range(n):
-        s = (5 * i) % 20  # letters only, so no run contains the space
-        right, wrong, trick = i % 4 != 3, _cycle_run(s + 7, 3)[::-1], i % 3
-        query, good = _cycle_run(s, 4), _cycle_run(s + 4, 3)
-        choices = [wrong, "qqq", "xkx"][: 2 + (i % 2)]
-        choices.insert(trick % len(choices), good)
-        gold = choices.index(good) if right else (choices.index(good) + 1) % len(choices)
-        mc.append({"query": query, "choices": choices, "gold": gold})
-        options = [_cycle_run(s, 3), _cycle_run(23, 3), _cycle_run(s + 4, 2)]  # only 'xyz' precedes ' '
-        sc.append({"context_options": options, "continuation": "abc", "gold": 1 if right else 0})
-        cont = _cycle_run(s + 4, 3) if right else _cycle_run(s + 4, 2) + "q"
-        lm.append({"context": _cycle_run(s, 4), "continuation": cont})
-    return {"fixture_mc": mc, "fixture_schema": sc, "fixture_lm": lm}
-
-FIXTURE_TASKS = [  # label, dataset_uri, type, shots, delimiter, random baseline (%)
-    ("fixture_mc", "fixture/mc.jsonl", "multiple_choice", 2, "", 40.0),
-    ("fixture_schema", "fixture/schema.jsonl", "schema", 1, " ", 33.3),
-    ("fixture_lm", "fixture/lm.jsonl", "language_modeling", 3, "", 0.0),
-]
-
-def make_fixture_bundle(bundle_dir: str | os.PathLike, n: int = 12) -> Path:
-    "Write a tiny three-task bundle (MC, schema, LM; `n` items each) for tests."
-    return write_bundle(Path(bundle_dir), FIXTURE_TASKS, _fixture_tasks(n),
-                         {"kind": "fixture", "missing": [], "source": "make_fixture_bundle"})
