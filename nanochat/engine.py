@@ -175,33 +175,39 @@ class Engine:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
-    def _forward(self, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    def _forward(self, ids: torch.Tensor, cache: KVCache, autocast: bool = True) -> torch.Tensor:
         "Last-position logits (B, V) in fp32 for ids (B, T), appending to the cache."
-        with self._autocast():
+        with self._autocast() if autocast else nullcontext():
             return self.model(ids, kv_cache=cache)[:, -1, :].float()
 
     def generate(self, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None,
                  temperature: float = 1.0, top_k: int | None = None, seed: int = 42):
         "Stream `num_samples` continuations of `tokens`: per step, (token_column, token_masks), one entry per sample."
+        tokens = self._check(tokens, num_samples, max_tokens, temperature, top_k)
+        return self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed)
+
+    def _check(self, tokens, num_samples, max_tokens, temperature, top_k) -> list[int]:
+        "Validate the arguments of generate / generate_batch; return the prompt as a list."
         tokens = _check_prompt(tokens, self.model.config.vocab_size, self.room)
         _check_sampling(temperature, top_k, max_tokens)
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an int >= 1; got {num_samples!r}")
-        return self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed)
+        return tokens
 
     @torch.inference_mode()
-    def _generate(self, tokens, num_samples, max_tokens, temperature, top_k, seed):
+    def _generate(self, tokens, num_samples, max_tokens, temperature, top_k, seed, step_autocast=True):
         rng = torch.Generator(device=self.device).manual_seed(seed)
         steps = self.room - len(tokens) if max_tokens is None else min(max_tokens, self.room - len(tokens))
         prompt_cache = KVCache(batch_size=1, seq_len=len(tokens), **self._cache_dims)
-        logits = self._forward(torch.tensor([tokens], dtype=torch.long, device=self.device), prompt_cache)
+        logits = self._forward(torch.tensor([tokens], dtype=torch.long, device=self.device), prompt_cache, step_autocast)
         logits = logits.expand(num_samples, -1)  # (num_samples, V): each sample draws its own first token
         cache = KVCache(batch_size=num_samples, seq_len=self.kv_cache_len or len(tokens) + steps, **self._cache_dims)
         cache.prefill(prompt_cache)
         del prompt_cache
-        yield from self._decode([_Row(tokens) for _ in range(num_samples)], logits, cache, steps, rng, temperature, top_k)
+        yield from self._decode([_Row(tokens) for _ in range(num_samples)], logits, cache, steps, rng, temperature, top_k,
+                                step_autocast)
 
-    def _decode(self, rows, logits, cache, steps, rng, temperature, top_k):
+    def _decode(self, rows, logits, cache, steps, rng, temperature, top_k, step_autocast=True):
         "The decoding loop: sample, let the tool state machine force tokens, yield the column, feed it back."
         for step in range(steps):
             sampled = sample_next_token(logits, rng, temperature, top_k)[:, 0].tolist()
@@ -209,7 +215,7 @@ class Engine:
             yield list(column), list(masks)
             if all(r.completed for r in rows) or step == steps - 1:
                 break
-            logits = self._forward(torch.tensor(column, dtype=torch.long, device=self.device)[:, None], cache)
+            logits = self._forward(torch.tensor(column, dtype=torch.long, device=self.device)[:, None], cache, step_autocast)
 
     def _collect(self, prompts: list[list[int]], stream) -> tuple[list[list[int]], list[list[int]]]:
         "Gather a stream of columns into (results, masks): each prompt + its continuation, terminal tokens excluded."
@@ -227,22 +233,31 @@ class Engine:
                     masks[i].append(m)
         return results, masks
 
-    def generate_batch(self, tokens: list[int], num_samples: int = 1, **kwargs) -> tuple[list[list[int]], list[list[int]]]:
+    def generate_batch(self, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None,
+                       temperature: float = 1.0, top_k: int | None = None,
+                       seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:
         "Non-streaming `generate`: (results, masks), each sample's prompt + continuation, terminal tokens excluded."
-        stream = self.generate(tokens, num_samples, **kwargs)
-        return self._collect([tokens] * num_samples, stream)
+        tokens = self._check(tokens, num_samples, max_tokens, temperature, top_k)
+        with self._autocast():  # one region for the whole loop: autocast casts each weight once, not at every step
+            stream = self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed, step_autocast=False)
+            return self._collect([tokens] * num_samples, stream)
 
     def stream_many(self, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
                     top_k: int | None = None, seed: int = 42):
         "Stream one continuation of each of several different prompts, batched: per step, (token_column, token_masks)."
+        prompts = self._check_many(prompts, max_tokens, temperature, top_k)
+        return self._stream_many(prompts, max_tokens, temperature, top_k, seed)
+
+    def _check_many(self, prompts, max_tokens, temperature, top_k) -> list[list[int]]:
+        "Validate the arguments of stream_many / generate_many; return the prompts as lists."
         if not isinstance(prompts, (list, tuple)) or not prompts:
             raise ValueError(f"prompts must be a non-empty list of token-id lists, got {prompts!r:.60}")
         prompts = [_check_prompt(p, self.model.config.vocab_size, self.room, f"prompts[{i}]") for i, p in enumerate(prompts)]
         _check_sampling(temperature, top_k, max_tokens)
-        return self._stream_many(prompts, max_tokens, temperature, top_k, seed)
+        return prompts
 
     @torch.inference_mode()
-    def _stream_many(self, prompts, max_tokens, temperature, top_k, seed):
+    def _stream_many(self, prompts, max_tokens, temperature, top_k, seed, step_autocast=True):
         rng = torch.Generator(device=self.device).manual_seed(seed)
         P = max(len(p) for p in prompts)
         steps = self.room - P if max_tokens is None else min(max_tokens, self.room - P)
@@ -251,11 +266,13 @@ class Engine:
         row_start = torch.tensor([P - len(p) for p in prompts], dtype=torch.long, device=self.device)
         cache = KVCache(batch_size=len(prompts), seq_len=self.kv_cache_len or P + steps, row_start=row_start,
                         **self._cache_dims)
-        logits = self._forward(ids, cache)  # (B, V): the last column is every row's last prompt token
-        yield from self._decode([_Row(p) for p in prompts], logits, cache, steps, rng, temperature, top_k)
+        logits = self._forward(ids, cache, step_autocast)  # (B, V): the last column is every row's last prompt token
+        yield from self._decode([_Row(p) for p in prompts], logits, cache, steps, rng, temperature, top_k, step_autocast)
 
     def generate_many(self, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
                       top_k: int | None = None, seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:
         "One continuation of each of several different prompts, batched with left padding: (results, masks) as generate_batch."
-        stream = self.stream_many(prompts, max_tokens, temperature, top_k, seed)
-        return self._collect(prompts, stream)
+        prompts = self._check_many(prompts, max_tokens, temperature, top_k)
+        with self._autocast():
+            stream = self._stream_many(prompts, max_tokens, temperature, top_k, seed, step_autocast=False)
+            return self._collect(prompts, stream)
