@@ -178,12 +178,14 @@ _GPU_CHAT = {
 _CPU_EVAL = {"tasks": "ARC-Easy,ARC-Challenge,MMLU,GSM8K,HumanEval,SpellingBee,ToyMath", "max_problems": 64,
              "max_new_tokens": 96, "batch_size": 16}
 _CPU_CHAT = {
-    "mid_train": {"train_tasks": "smoltalk:150,mmlu_aux:400,gsm8k:400,identity:150,identity:150,simple_spelling:400,"
-                                 "spelling_bee:200,toy_math:1200",
+    # ~209K tokens with the cpu tokenizer (smoltalk 723 tokens a conversation, toy_math 43): ~51 steps of 4,096
+    "mid_train": {"train_tasks": "smoltalk:60,mmlu_aux:300,gsm8k:250,identity:100,identity:100,simple_spelling:300,"
+                                 "spelling_bee:100,toy_math:1200",
                   "val_tasks": "smoltalk:40,mmlu:100,gsm8k:40,toy_math:100", "task_source": "offline",
                   "total_batch_size": 4096, "eval_every": 20, "eval_tokens": 16_384, "compile": True, "log_every": 5},
-    "chat_sft": {"train_tasks": "arc_easy:200,arc_challenge:100,gsm8k:150,smoltalk:60,identity:60,simple_spelling:100,"
-                                "spelling_bee:100,toy_math:500",
+    # 960 conversations: 30 steps of 32
+    "chat_sft": {"train_tasks": "arc_easy:150,arc_challenge:80,gsm8k:120,smoltalk:30,identity:40,simple_spelling:80,"
+                                "spelling_bee:60,toy_math:400",
                  "val_tasks": "smoltalk:16,toy_math:48", "metric_tasks": "arc_easy:64,mmlu:64", "task_source": "offline",
                  "target_examples_per_step": 32, "eval_every": 20, "eval_steps": 8, "eval_metrics_every": -1,
                  "eval_metrics_max_problems": 64, "log_every": 5},
