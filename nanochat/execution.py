@@ -246,7 +246,14 @@ def sandbox_features() -> dict[str, bool]:
         netns = False
     return {"pids_cgroup": has_cgroup, "network_namespace": netns, "rlimit_nproc_binds": os.geteuid() != 0}
 
-# %% ../nbs/12_execution.ipynb #b84cc186
+# %% ../nbs/12_execution.ipynb #d0e86cd9
+@functools.lru_cache(maxsize=None)
+def _child_source() -> str:
+    "The child's program: this module's source (standard library only), read once, then a call of _child_main."
+    import importlib.util
+    origin = importlib.util.find_spec("nanochat.execution").origin
+    return Path(origin).read_text(encoding="utf-8") + "\n_child_main()\n"
+
 def _describe_failure(returncode: int, stderr: str, out_full: bool) -> str:
     "A few words on why a run failed."
     if out_full:
@@ -284,14 +291,10 @@ def execute_code(code: str, timeout: float = 5.0, maximum_memory_bytes: int | No
 
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(work), "OMP_NUM_THREADS": "1",
                "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8"}
-        import nanochat  # the child imports _child_main from the installed package
-        package_root = str(Path(nanochat.__file__).resolve().parent.parent)
-        boot = (f"import sys; sys.path.insert(0, {package_root!r}); "
-                "from nanochat.execution import _child_main; _child_main()")
         timed_out = False
         try:
             with open(root / "stdout", "wb") as out, open(root / "stderr", "wb") as err:
-                proc = subprocess.Popen([sys.executable, "-I", "-B", "-c", boot, str(root / "program.py"), str(marker_w)],
+                proc = subprocess.Popen([sys.executable, "-I", "-B", "-c", _child_source(), str(root / "program.py"), str(marker_w)],
                                         cwd=work, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
                                         pass_fds=(marker_w,), start_new_session=True, preexec_fn=preexec)
             os.close(marker_w)
