@@ -176,7 +176,8 @@ def answer_logits(model, input_ids: torch.Tensor, positions: torch.Tensor, kv_ca
         logits = model(input_ids, **kwargs).float()  # (1, N, V)
     finally:
         handle.remove()
-    return logits.reshape(-1, logits.size(-1))
+    flat = logits.reshape(-1, logits.size(-1))
+    return flat if flat.size(0) == positions.numel() else flat[positions]  # a wrapper that skipped the hook: (B*T, V)
 
 def _row_scores(logits: torch.Tensor, targets: list[int], sizes: list[int]) -> list[tuple[float, bool]]:
     "(mean loss, every greedy prediction right) per row, from the answer logits (N, V) of all rows in order."
