@@ -14,6 +14,7 @@ from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
+from torch.func import functional_call
 
 from .common import compute_dtype
 from .gpt import KVCache
@@ -175,10 +176,20 @@ class Engine:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
-    def _forward(self, ids: torch.Tensor, cache: KVCache, autocast: bool = True) -> torch.Tensor:
+    def _cast_weights(self) -> dict[str, torch.Tensor] | None:
+        "The model's parameters cast once to the compute dtype, for one call (None in fp32: use them as they are)."
+        if self.dtype == torch.float32:
+            return None
+        return {n: p.detach().to(self.dtype) if p.is_floating_point() else p for n, p in self.model.named_parameters()}
+
+    def _forward(self, ids: torch.Tensor, cache: KVCache, weights: dict | None) -> torch.Tensor:
         "Last-position logits (B, V) in fp32 for ids (B, T), appending to the cache."
-        with self._autocast() if autocast else nullcontext():
-            return self.model(ids, kv_cache=cache)[:, -1, :].float()
+        with self._autocast():
+            if weights is None:
+                logits = self.model(ids, kv_cache=cache)
+            else:  # the model run with the cast weights in place of its own (its own are untouched)
+                logits = functional_call(self.model, weights, (ids,), {"kv_cache": cache}, strict=False)
+        return logits[:, -1, :].float()
 
     def generate(self, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None,
                  temperature: float = 1.0, top_k: int | None = None, seed: int = 42):
@@ -195,19 +206,20 @@ class Engine:
         return tokens
 
     @torch.inference_mode()
-    def _generate(self, tokens, num_samples, max_tokens, temperature, top_k, seed, step_autocast=True):
+    def _generate(self, tokens, num_samples, max_tokens, temperature, top_k, seed):
         rng = torch.Generator(device=self.device).manual_seed(seed)
+        weights = self._cast_weights()
         steps = self.room - len(tokens) if max_tokens is None else min(max_tokens, self.room - len(tokens))
         prompt_cache = KVCache(batch_size=1, seq_len=len(tokens), **self._cache_dims)
-        logits = self._forward(torch.tensor([tokens], dtype=torch.long, device=self.device), prompt_cache, step_autocast)
+        logits = self._forward(torch.tensor([tokens], dtype=torch.long, device=self.device), prompt_cache, weights)
         logits = logits.expand(num_samples, -1)  # (num_samples, V): each sample draws its own first token
         cache = KVCache(batch_size=num_samples, seq_len=self.kv_cache_len or len(tokens) + steps, **self._cache_dims)
         cache.prefill(prompt_cache)
         del prompt_cache
         yield from self._decode([_Row(tokens) for _ in range(num_samples)], logits, cache, steps, rng, temperature, top_k,
-                                step_autocast)
+                                weights)
 
-    def _decode(self, rows, logits, cache, steps, rng, temperature, top_k, step_autocast=True):
+    def _decode(self, rows, logits, cache, steps, rng, temperature, top_k, weights):
         "The decoding loop: sample, let the tool state machine force tokens, yield the column, feed it back."
         for step in range(steps):
             sampled = sample_next_token(logits, rng, temperature, top_k)[:, 0].tolist()
@@ -215,7 +227,7 @@ class Engine:
             yield list(column), list(masks)
             if all(r.completed for r in rows) or step == steps - 1:
                 break
-            logits = self._forward(torch.tensor(column, dtype=torch.long, device=self.device)[:, None], cache, step_autocast)
+            logits = self._forward(torch.tensor(column, dtype=torch.long, device=self.device)[:, None], cache, weights)
 
     def _collect(self, prompts: list[list[int]], stream) -> tuple[list[list[int]], list[list[int]]]:
         "Gather a stream of columns into (results, masks): each prompt + its continuation, terminal tokens excluded."
@@ -238,9 +250,8 @@ class Engine:
                        seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:
         "Non-streaming `generate`: (results, masks), each sample's prompt + continuation, terminal tokens excluded."
         tokens = self._check(tokens, num_samples, max_tokens, temperature, top_k)
-        with self._autocast():  # one region for the whole loop: autocast casts each weight once, not at every step
-            stream = self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed, step_autocast=False)
-            return self._collect([tokens] * num_samples, stream)
+        stream = self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed)
+        return self._collect([tokens] * num_samples, stream)
 
     def stream_many(self, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
                     top_k: int | None = None, seed: int = 42):
@@ -257,8 +268,9 @@ class Engine:
         return prompts
 
     @torch.inference_mode()
-    def _stream_many(self, prompts, max_tokens, temperature, top_k, seed, step_autocast=True):
+    def _stream_many(self, prompts, max_tokens, temperature, top_k, seed):
         rng = torch.Generator(device=self.device).manual_seed(seed)
+        weights = self._cast_weights()
         P = max(len(p) for p in prompts)
         steps = self.room - P if max_tokens is None else min(max_tokens, self.room - P)
         pad = self.specials.bos  # any id will do: padding keys are masked out
@@ -266,13 +278,11 @@ class Engine:
         row_start = torch.tensor([P - len(p) for p in prompts], dtype=torch.long, device=self.device)
         cache = KVCache(batch_size=len(prompts), seq_len=self.kv_cache_len or P + steps, row_start=row_start,
                         **self._cache_dims)
-        logits = self._forward(ids, cache, step_autocast)  # (B, V): the last column is every row's last prompt token
-        yield from self._decode([_Row(p) for p in prompts], logits, cache, steps, rng, temperature, top_k, step_autocast)
+        logits = self._forward(ids, cache, weights)  # (B, V): the last column is every row's last prompt token
+        yield from self._decode([_Row(p) for p in prompts], logits, cache, steps, rng, temperature, top_k, weights)
 
     def generate_many(self, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
                       top_k: int | None = None, seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:
         "One continuation of each of several different prompts, batched with left padding: (results, masks) as generate_batch."
         prompts = self._check_many(prompts, max_tokens, temperature, top_k)
-        with self._autocast():
-            stream = self._stream_many(prompts, max_tokens, temperature, top_k, seed, step_autocast=False)
-            return self._collect(prompts, stream)
+        return self._collect(prompts, self._stream_many(prompts, max_tokens, temperature, top_k, seed))
