@@ -113,9 +113,12 @@ async function generate() {
         }
       }
     }
-  } catch (e) {
-    messages.pop(); note("error: " + e.message, "error");
-    setBusy(false); return;
+  } catch (e) {  // drop the half reply; the refused message goes back into the box to be fixed and resent
+    messages.pop();
+    const last = messages[messages.length - 1];
+    if (last && last.role === "user") { messages.pop(); input.value = last.content; }
+    setBusy(false); render(); note("error: " + e.message, "error");
+    return;
   }
   setBusy(false); render();
 }
