@@ -14,8 +14,9 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from .chat_web import RequestError, TextStream, prompt_tokens, reply_tokens
+from .checkpoint import load_model
 from .common import autodetect_device_type
-from .tokenizer import Tokenizer
+from .engine import Engine
 
 # %% auto #0
 __all__ = ['SOURCES', 'load_chat_model', 'render_transcript', 'ChatWidget']
@@ -25,8 +26,6 @@ SOURCES = ("base", "mid", "sft", "rl")
 
 def load_chat_model(source: str, base_dir: str | Path | None = None, device: str | None = None):
     "(engine, tokenizer, context length) for the latest `source` checkpoint (base|mid|sft|rl)."
-    from nanochat.checkpoint import load_model
-    from nanochat.engine import Engine
     model, tokenizer, meta = load_model(source, device or autodetect_device_type(), "eval", base_dir=base_dir)
     if tokenizer is None:
         raise FileNotFoundError(f"the {source} checkpoint has no tokenizer beside it (expected <base_dir>/tokenizer)")
