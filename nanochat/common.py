@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import os
 import random
 import tempfile
@@ -205,6 +206,12 @@ def compute_init(device_type: str | None = None, seed: int = 42):
     else:
         device = torch.device(device_type)
     if ddp and not dist.is_initialized():
+        # Import dynamo before the group exists (the first optimizer would import it later): imported while a
+        # group is up, it keeps a reference to it, so destroy_process_group cannot free it and gloo's worker
+        # threads outlive compute_cleanup; one still releasing a finished collective's tensors at exit then
+        # needs the GIL during interpreter shutdown and aborts the process ("terminate called without an
+        # active exception").
+        importlib.import_module("torch._dynamo")
         backend = "nccl" if device_type == "cuda" else "gloo"
         if device_type == "cuda":
             dist.init_process_group(backend=backend, device_id=device)
@@ -214,7 +221,7 @@ def compute_init(device_type: str | None = None, seed: int = 42):
     return ddp, rank, local_rank, world_size, device
 
 def compute_cleanup() -> None:
-    "Tear down the process group if one is up (call at the end of a distributed stage)."
+    "Tear down the process group if one is up (call at the end of a distributed stage; it joins gloo's worker threads)."
     if is_ddp():
         dist.destroy_process_group()
 
