@@ -172,17 +172,22 @@ def make_fixture_bundle(bundle_dir: str | os.PathLike, n: int = 12) -> Path:
                         {"kind": "fixture", "missing": [], "source": "make_fixture_bundle"})
 
 # %% ../nbs/17_testing.ipynb #ab50b7c8
-def run_torchrun(code: str, nproc: int = 2, timeout: float = 300, env: dict | None = None) -> list[str]:
-    "Run Python `code` under `torchrun --standalone --nproc_per_node=nproc` (gloo on CPU); return each rank's stdout."
+def run_torchrun(code: str | None = None, nproc: int = 2, timeout: float = 300, env: dict | None = None,
+                 module: str | None = None, args: list[str] = ()) -> list[str]:
+    "Run Python `code`, or `python -m module`, with `args` under `torchrun --standalone --nproc_per_node=nproc` (gloo on CPU); each rank's stdout."
+    if (code is None) == (module is None):
+        raise ValueError("run_torchrun needs exactly one of `code` (a script's text) and `module` (a module name)")
     with tempfile.TemporaryDirectory(prefix="nanochat_torchrun_") as d:
-        script = Path(d) / "job.py"
-        script.write_text(textwrap.dedent(code))
+        if module is None:
+            script = Path(d) / "job.py"
+            script.write_text(textwrap.dedent(code))
+        target = ["-m", module] if module else [str(script)]
         logs = Path(d) / "logs"
         run_env = {**os.environ, "NANOCHAT_DEVICE": "cpu", "NANOCHAT_THREADS": "1", "OMP_NUM_THREADS": "1",
                    "PYTHONUNBUFFERED": "1", **(env or {})}
         run_env.pop("IN_TEST", None)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "--log-dir", str(logs), "--redirects", "3", "--tee", "0", str(script)]
+               "--log-dir", str(logs), "--redirects", "3", "--tee", "0", *target, *map(str, args)]
         proc = subprocess.run(cmd, env=run_env, cwd=d, capture_output=True, text=True, timeout=timeout)
         outs = []
         for r in range(nproc):
