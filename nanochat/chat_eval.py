@@ -104,7 +104,7 @@ def run_generative(engine, tokenizer, task, num_samples: int = 1, max_new_tokens
     out.update(accuracy=out[f"pass@{num_samples}"], passed=passed, total=total, samples=samples)
     return out
 
-# %% ../nbs/18a_chat_eval.ipynb #f4a1c65e
+# %% ../nbs/18a_chat_eval.ipynb #a182120a
 CHAT_BASELINES = {"ARC-Easy": 0.25, "ARC-Challenge": 0.25, "MMLU": 0.25, "GSM8K": 0.0, "HumanEval": 0.0,
                   "SpellingBee": 0.0}
 
