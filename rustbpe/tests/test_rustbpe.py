@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 import rustbpe
 from nanochat.bpe import GPT4_PATTERN, SPLIT_PATTERN, BPETokenizer
-from nanochat.dataset import fixture_texts
+from nanochat.testing import fixture_texts
 
 
 def train_both(texts, vocab_size, pattern=None, buffer_size=8192):
