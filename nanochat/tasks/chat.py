@@ -147,8 +147,8 @@ def _split_seed(task: str, split: str, index: int) -> random.Random:
     "The generator of row `index`: string seeds, so no two (task, split, index) share one."
     return random.Random(f"{task}-{split}-{index}")
 
-class SpellingBee(Task):
-    "How many times does a letter occur in a word? Counted by hand, checked with a Python call, answered as `#### n`."
+class _WordTask(Task):
+    "A generated task over the word list: `size` rows per split, each drawn by its own seeded generator."
 
     def __init__(self, size: int = 1000, split: str = "train", source: str = "auto",
                  archive: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
@@ -167,6 +167,9 @@ class SpellingBee(Task):
 
     def num_examples(self) -> int:
         return self.size
+
+class SpellingBee(_WordTask):
+    "How many times does a letter occur in a word? Counted by hand, checked with a Python call, answered as `#### n`."
 
     def get_example(self, index: int) -> dict:
         rng = _split_seed("spellingbee", self.split, index)
@@ -201,26 +204,9 @@ class SpellingBee(Task):
         return reference is not None and extract_answer(completion) == reference
 
 
-class SimpleSpelling(Task):
+class SimpleSpelling(_WordTask):
     "Spell a word out letter by letter: `word:w,o,r,d`."
 
-    def __init__(self, size: int = 1000, split: str = "train", source: str = "auto",
-                 archive: str | os.PathLike | None = None, cache_dir: str | os.PathLike | None = None,
-                 url: str = WORD_LIST_URL, **kwargs):
-        super().__init__(**kwargs)
-        check_choice("split", split, ("train", "test"))
-        if not isinstance(size, int) or size < 1:
-            raise ValueError(f"`size` must be a whole number >= 1; got {size!r}")
-        self.size, self.split, self.source = size, split, resolve_source(source)
-        self.words = _word_list(self.source, None if archive is None else str(archive),
-                                None if cache_dir is None else str(cache_dir), url)
-
-    @property
-    def eval_type(self) -> str:
-        return "generative"
-
-    def num_examples(self) -> int:
-        return self.size
 
     def get_example(self, index: int) -> dict:
         word = _split_seed("simplespelling", self.split, index).choice(self.words)
