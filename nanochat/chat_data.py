@@ -156,14 +156,15 @@ def build_mixture(specs: str, split: str, source: str = "auto", base_dir=None):
 
 # %% ../nbs/18_chat_data.ipynb #a0e00948
 def pack_conversations(dataset, tokenizer, B: int, T: int, device="cpu", rank: int = 0, world_size: int = 1,
-                       cursor: int | None = None, max_tokens: int = 2048) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
-    "Yield (inputs (B, T), targets (B, T), state) of conversations rendered and packed end to end (all tokens trained)."
+                       state: dict | None = None, max_tokens: int = 2048) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
+    "Yield (inputs (B, T), targets (B, T), state) of conversations packed end to end; a yielded `state` resumes after its batch."
     n = len(dataset)
     if n == 0:
         raise ValueError("pack_conversations: the dataset is empty")
-    cursor, epoch = (rank if cursor is None else cursor), 0
+    state = state or {}
+    cursor, epoch = state.get("cursor", rank), state.get("epoch", 0)
     needed = B * T + 1
-    buf: deque[int] = deque()
+    buf: deque[int] = deque(state.get("buffer", ()))
     while True:
         while len(buf) < needed:
             ids, _ = tokenizer.render_conversation(dataset[cursor % n], max_tokens=max_tokens)
@@ -174,7 +175,7 @@ def pack_conversations(dataset, tokenizer, B: int, T: int, device="cpu", rank: i
                 epoch += 1
         row = torch.tensor([buf.popleft() for _ in range(needed)], dtype=torch.long)
         x, y = row[:-1].view(B, T), row[1:].view(B, T)
-        state = {"cursor": cursor, "epoch": epoch, "progress": epoch + cursor / n}
+        state = {"cursor": cursor, "epoch": epoch, "progress": epoch + cursor / n, "buffer": list(buf)}
         yield x.to(device), y.to(device), state
 
 # %% ../nbs/18_chat_data.ipynb #3b683780
