@@ -599,18 +599,22 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
 
 # %% ../nbs/15_pipeline.ipynb #ca30edf8
 def bench_real_params(notebook: str | os.PathLike) -> dict[str, str]:
-    "The real-size `-p name value` pairs a benchmark notebook states in its markdown (inside backticks)."
+    "The real-size `-p name value` pairs a benchmark notebook states in its markdown: its one backticked span that starts with `-p`."
     nb = json.loads(Path(notebook).read_text())
-    found = {}
+    spans = []
     for cell in nb.get("cells", []):
         if cell.get("cell_type") != "markdown":
             continue
         src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        for span in re.findall(r"`([^`]*-p [^`]*)`", src, flags=re.S):
-            words = shlex.split(span.replace("\n", " "))
-            for i, w in enumerate(words[:-2]):
-                if w == "-p":
-                    found[words[i + 1]] = words[i + 2]
+        spans += re.findall(r"`\s*(-p [^`]*)`", src, flags=re.S)  # `bash run_all.sh bench x -p ...` is an example, not read
+    if len(spans) > 1:
+        raise ValueError(f"{Path(notebook).name} states its real sizes {len(spans)} times (backticked spans starting with "
+                         f"`-p`: {', '.join(repr(s[:40]) for s in spans)}); state them once, and quote other runs as commands")
+    found = {}
+    words = shlex.split(spans[0].replace("\n", " ")) if spans else []
+    for i, w in enumerate(words[:-2]):
+        if w == "-p":
+            found[words[i + 1]] = words[i + 2]
     return found
 
 def bench_notebooks(nbs: str | os.PathLike | None = None) -> list[Path]:
