@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import ast
+import copy
 import math
 import operator
 import re
@@ -14,7 +15,7 @@ from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
-from torch.func import functional_call
+from torch import nn
 
 from .common import compute_dtype
 from .gpt import KVCache
@@ -94,10 +95,17 @@ def sample_next_token(logits: torch.Tensor, rng: torch.Generator | None, tempera
     if top_k:  # None or 0: no filtering
         k = min(top_k, logits.size(-1))
         vals, idx = torch.topk(logits, k, dim=-1)
-        probs = F.softmax(vals / temperature, dim=-1)
-        return idx.gather(1, torch.multinomial(probs, num_samples=1, generator=rng))
-    probs = F.softmax(logits / temperature, dim=-1)
-    return torch.multinomial(probs, num_samples=1, generator=rng)
+        return idx.gather(1, _draw(F.softmax(vals / temperature, dim=-1), rng))
+    return _draw(F.softmax(logits / temperature, dim=-1), rng)
+
+def _draw(probs: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
+    "One index per row of probs (B, K) -> (B, 1), by inverting the cumulative distribution at one uniform draw per row."
+    cdf = probs.double().cumsum(-1)  # float64: the running sum of K terms is exact to ~K * 1e-16
+    total = cdf[:, -1:]
+    u = torch.rand(probs.size(0), 1, generator=rng, dtype=torch.float64, device=probs.device) * total
+    idx = torch.searchsorted(cdf, u, right=True)  # the first index whose cumulative mass exceeds u
+    # u * total can round up to total: never step past the last index with mass (the first where cdf reaches total)
+    return torch.minimum(idx, torch.searchsorted(cdf, total))
 
 # %% ../nbs/11_engine.ipynb #3afabcf1
 class _Row:
@@ -119,8 +127,6 @@ class _Specials:
 
 def _advance(row: _Row, sampled: int, sp: _Specials, tokenizer) -> tuple[int, int]:
     "Apply one step to a row: the token it takes (forced or sampled) and its mask (0 forced, 1 sampled)."
-    if row.completed:  # a finished row keeps sampling (it shares the batch) but its state no longer changes
-        return sampled, 1
     forced = len(row.forced) > 0
     token = row.forced.popleft() if forced else sampled
     row.tokens.append(token)
@@ -170,25 +176,29 @@ class Engine:
         cfg = model.config
         self._cache_dims = dict(num_heads=cfg.n_kv_head, head_dim=cfg.n_embd // cfg.n_head, num_layers=cfg.n_layer)
         self.room = getattr(model, "rotary_seq_len", cfg.sequence_len)  # positions the model can encode
+        # on CPU the cache is fp32 whatever the compute dtype: one-query attention over it is faster (05_gpt)
+        self._cache_dims["dtype"] = torch.float32 if self.device.type == "cpu" else None
 
     def _autocast(self):
         if self.dtype == torch.float32:
             return nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
-    def _cast_weights(self) -> dict[str, torch.Tensor] | None:
-        "The model's parameters cast once to the compute dtype, for one call (None in fp32: use them as they are)."
+    def _cast_model(self) -> nn.Module:
+        "The model with its parameters cast once to the compute dtype, for one call (in fp32, the model itself)."
         if self.dtype == torch.float32:
-            return None
-        return {n: p.detach().to(self.dtype) if p.is_floating_point() else p for n, p in self.model.named_parameters()}
+            return self.model
+        # a copy of the modules whose parameters are cast copies and whose buffers are shared: the fp32 weights
+        # are neither copied nor touched
+        memo = {id(p): nn.Parameter(p.detach().to(self.dtype), requires_grad=False) if p.is_floating_point() else p
+                for p in self.model.parameters()}
+        memo.update({id(b): b for b in self.model.buffers()})
+        return copy.deepcopy(self.model, memo)
 
-    def _forward(self, ids: torch.Tensor, cache: KVCache, weights: dict | None) -> torch.Tensor:
+    def _forward(self, model: nn.Module, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
         "Last-position logits (B, V) in fp32 for ids (B, T), appending to the cache."
         with self._autocast():
-            if weights is None:
-                logits = self.model(ids, kv_cache=cache)
-            else:  # the model run with the cast weights in place of its own (its own are untouched)
-                logits = functional_call(self.model, weights, (ids,), {"kv_cache": cache}, strict=False)
+            logits = model(ids, kv_cache=cache)
         return logits[:, -1, :].float()
 
     def generate(self, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None,
@@ -208,26 +218,37 @@ class Engine:
     @torch.inference_mode()
     def _generate(self, tokens, num_samples, max_tokens, temperature, top_k, seed):
         rng = torch.Generator(device=self.device).manual_seed(seed)
-        weights = self._cast_weights()
+        model = self._cast_model()
         steps = self.room - len(tokens) if max_tokens is None else min(max_tokens, self.room - len(tokens))
         prompt_cache = KVCache(batch_size=1, seq_len=len(tokens), **self._cache_dims)
-        logits = self._forward(torch.tensor([tokens], dtype=torch.long, device=self.device), prompt_cache, weights)
+        logits = self._forward(model, torch.tensor([tokens], dtype=torch.long, device=self.device), prompt_cache)
         logits = logits.expand(num_samples, -1)  # (num_samples, V): each sample draws its own first token
         cache = KVCache(batch_size=num_samples, seq_len=self.kv_cache_len or len(tokens) + steps, **self._cache_dims)
         cache.prefill(prompt_cache)
         del prompt_cache
-        yield from self._decode([_Row(tokens) for _ in range(num_samples)], logits, cache, steps, rng, temperature, top_k,
-                                weights)
+        yield from self._decode(model, [_Row(tokens) for _ in range(num_samples)], logits, cache, steps, rng,
+                                temperature, top_k)
 
-    def _decode(self, rows, logits, cache, steps, rng, temperature, top_k, weights):
+    def _decode(self, model, rows, logits, cache, steps, rng, temperature, top_k):
         "The decoding loop: sample, let the tool state machine force tokens, yield the column, feed it back."
+        live = list(range(len(rows)))  # the rows still decoding: live[j] is row j of `logits` and of the cache
+        column, masks = [0] * len(rows), [0] * len(rows)
         for step in range(steps):
             sampled = sample_next_token(logits, rng, temperature, top_k)[:, 0].tolist()
-            column, masks = zip(*(_advance(r, s, self.specials, self.tokenizer) for r, s in zip(rows, sampled)))
+            for i, s in zip(live, sampled):
+                column[i], masks[i] = _advance(rows[i], s, self.specials, self.tokenizer)
             yield list(column), list(masks)
-            if all(r.completed for r in rows) or step == steps - 1:
+            keep = [j for j, i in enumerate(live) if not rows[i].completed]
+            if not keep or step == steps - 1:
                 break
-            logits = self._forward(torch.tensor(column, dtype=torch.long, device=self.device)[:, None], cache, weights)
+            for j, i in enumerate(live):
+                if rows[i].completed:  # from now on this row repeats the token that ended it, with mask 0
+                    masks[i] = 0
+            if len(keep) < len(live):  # drop the finished rows from the batch: they cost a forward each step
+                cache.keep_rows(torch.tensor(keep, device=self.device))
+                live = [live[j] for j in keep]
+            ids = torch.tensor([column[i] for i in live], dtype=torch.long, device=self.device)[:, None]
+            logits = self._forward(model, ids, cache)
 
     def _collect(self, prompts: list[list[int]], stream) -> tuple[list[list[int]], list[list[int]]]:
         "Gather a stream of columns into (results, masks): each prompt + its continuation, terminal tokens excluded."
@@ -270,7 +291,7 @@ class Engine:
     @torch.inference_mode()
     def _stream_many(self, prompts, max_tokens, temperature, top_k, seed):
         rng = torch.Generator(device=self.device).manual_seed(seed)
-        weights = self._cast_weights()
+        model = self._cast_model()
         P = max(len(p) for p in prompts)
         steps = self.room - P if max_tokens is None else min(max_tokens, self.room - P)
         pad = self.specials.bos  # any id will do: padding keys are masked out
@@ -278,8 +299,8 @@ class Engine:
         row_start = torch.tensor([P - len(p) for p in prompts], dtype=torch.long, device=self.device)
         cache = KVCache(batch_size=len(prompts), seq_len=self.kv_cache_len or P + steps, row_start=row_start,
                         **self._cache_dims)
-        logits = self._forward(ids, cache, weights)  # (B, V): the last column is every row's last prompt token
-        yield from self._decode([_Row(p) for p in prompts], logits, cache, steps, rng, temperature, top_k, weights)
+        logits = self._forward(model, ids, cache)  # (B, V): the last column is every row's last prompt token
+        yield from self._decode(model, [_Row(p) for p in prompts], logits, cache, steps, rng, temperature, top_k)
 
     def generate_many(self, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
                       top_k: int | None = None, seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:

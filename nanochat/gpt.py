@@ -64,10 +64,27 @@ def apply_rotary_emb(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> t
     return torch.cat([y1, y2], 3)
 
 # %% ../nbs/05_gpt.ipynb #9c233095
+def _decode_attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                          row_start: torch.Tensor | None = None) -> torch.Tensor:
+    "One query row per sequence, q (B, H, 1, D), over k, v (B, Hkv, Tk, D): two matmuls in the keys' dtype."
+    B, H, _, D = q.shape
+    Tk = k.size(2)
+    qg = q.to(k.dtype).reshape(B, k.size(1), H // k.size(1), D)  # (B, Hkv, group, D): the query heads sharing a kv head
+    att = (qg @ k.transpose(-2, -1)) / math.sqrt(D)  # (B, Hkv, group, Tk)
+    if row_start is not None:  # left padding: mask row b's keys before row_start[b] (the query's own key stays)
+        pad = torch.arange(Tk, device=q.device)[None, :] < row_start[:, None]  # (B, Tk)
+        pad[:, -1] = False
+        att = att.masked_fill(pad[:, None, None, :], float("-inf"))
+    y = att.float().softmax(-1).to(v.dtype) @ v  # (B, Hkv, group, D)
+    return y.reshape(B, H, 1, D).to(q.dtype)
+
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                      row_start: torch.Tensor | None = None) -> torch.Tensor:
     "Causal softmax attention of q (B, H, Tq, D) over k, v (B, Hkv, Tk, D); the queries are the last Tq positions."
     Tq, Tk = q.size(2), k.size(2)
+    if Tq == 1 and q.device.type == "cpu":  # decoding one token on CPU: two small matmuls (see above)
+        return _decode_attention_cpu(q, k, v, row_start)
+    k, v = k.to(q.dtype), v.to(q.dtype)  # a cache kept in another dtype (fp32 on CPU: KVCache's dtype); else a no-op
     gqa = k.size(1) != q.size(1)  # grouped-query attention: several query heads share a key/value head
     if row_start is not None:  # left-padded rows (B,): row b's keys before column row_start[b] are padding
         q_pos = torch.arange(Tk - Tq, Tk, device=q.device)[:, None]  # (Tq, 1) columns of the queries
@@ -78,11 +95,6 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     if Tq == Tk:  # training, or a prefill into an empty cache
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=gqa)
     if Tq == 1:  # decoding one token: it sees the whole cache
-        if q.device.type == "cpu":  # two small matmuls beat the fused kernel for one query row here (94_bench_engine)
-            B, H, _, D = q.shape
-            qg = q.reshape(B, k.size(1), H // k.size(1), D)  # (B, Hkv, group, D): the query heads sharing a kv head
-            att = (qg @ k.transpose(-2, -1)) / math.sqrt(D)  # (B, Hkv, group, Tk)
-            return (att.float().softmax(-1).to(v.dtype) @ v).reshape(B, H, 1, D)
         return F.scaled_dot_product_attention(q, k, v, enable_gqa=gqa)
     allowed = torch.ones(Tq, Tk, dtype=torch.bool, device=q.device).tril(diagonal=Tk - Tq)  # True = attend
     return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, enable_gqa=gqa)
@@ -277,9 +289,10 @@ class GPT(nn.Module):
 class KVCache:
     "Keys and values of every layer for the positions seen so far: (num_layers, 2, B, H_kv, T, D)."
     def __init__(self, batch_size: int, num_heads: int, seq_len: int, head_dim: int, num_layers: int,
-                 row_start: torch.Tensor | None = None):
+                 row_start: torch.Tensor | None = None, dtype: torch.dtype | None = None):
         self.kv_shape = (num_layers, 2, batch_size, num_heads, seq_len, head_dim)
-        self.kv_cache = None  # allocated on the first insert, with the dtype/device of the keys
+        self.kv_cache = None  # allocated on the first insert, on the keys' device
+        self.dtype = dtype  # storage dtype; None: the keys' own
         self.pos = 0  # number of positions cached
         # left padding: row b's tokens start at column row_start[b] (a LongTensor (B,) on the model's device)
         self.row_start = None if row_start is None else torch.as_tensor(row_start, dtype=torch.long)
@@ -308,10 +321,19 @@ class KVCache:
         self.pos = other.pos
         self.row_start = None if other.row_start is None else other.row_start.expand(B).clone()
 
+    def keep_rows(self, rows: torch.Tensor) -> None:
+        "Keep only the batch rows `rows` (a LongTensor of row indices), in that order: the others are dropped."
+        if self.kv_cache is not None:
+            self.kv_cache = self.kv_cache.index_select(2, rows.to(self.kv_cache.device))
+        L, two, _, H, T, D = self.kv_shape
+        self.kv_shape = (L, two, len(rows), H, T, D)
+        if self.row_start is not None:
+            self.row_start = self.row_start[rows.to(self.row_start.device)]
+
     def insert_kv(self, layer_idx: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         "Append this layer's new k, v (B, H_kv, T_new, D); return views of all its cached keys and values."
         if self.kv_cache is None:
-            self.kv_cache = torch.empty(self.kv_shape, dtype=k.dtype, device=k.device)
+            self.kv_cache = torch.empty(self.kv_shape, dtype=self.dtype or k.dtype, device=k.device)
         t0, t1 = self.pos, self.pos + k.size(2)
         if t1 > self.kv_cache.size(4):  # grow: what we need plus 1024, rounded up to a multiple of 1024
             L, two, B, H, _, D = self.kv_cache.shape
