@@ -101,7 +101,7 @@ def sample_next_token(logits: torch.Tensor, rng: torch.Generator | None, tempera
 def _draw(probs: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
     "One index per row of probs (B, K) -> (B, 1), by inverting the cumulative distribution at one uniform draw per row."
     cdf = probs.double().cumsum(-1)  # float64: the running sum of K terms is exact to ~K * 1e-16
-    total = cdf[:, -1:]
+    total = cdf[:, -1:].contiguous()  # (B, 1)
     u = torch.rand(probs.size(0), 1, generator=rng, dtype=torch.float64, device=probs.device) * total
     idx = torch.searchsorted(cdf, u, right=True)  # the first index whose cumulative mass exceeds u
     # u * total can round up to total: never step past the last index with mass (the first where cdf reaches total)
