@@ -241,7 +241,7 @@ class Engine:
             keep = [j for j, i in enumerate(live) if not rows[i].completed]
             if not keep or step == steps - 1:
                 break
-            for j, i in enumerate(live):
+            for i in live:
                 if rows[i].completed:  # from now on this row repeats the token that ended it, with mask 0
                     masks[i] = 0
             if len(keep) < len(live):  # drop the finished rows from the batch: they cost a forward each step
