@@ -21,7 +21,7 @@ from .common import compute_dtype
 from .gpt import KVCache
 
 # %% auto #0
-__all__ = ['use_calculator', 'sample_next_token', 'Engine']
+__all__ = ['MIN_TEMPERATURE', 'use_calculator', 'sample_next_token', 'Engine']
 
 # %% ../nbs/11_engine.ipynb #a375070a
 _MAX_EXPR_CHARS = 1000  # longer inputs are refused before parsing
@@ -87,10 +87,12 @@ def use_calculator(expr: str) -> int | float | None:
         return None
 
 # %% ../nbs/11_engine.ipynb #17725a77
+MIN_TEMPERATURE = 1e-4  # below this, sampling is greedy (logits / T would overflow to inf, and softmax to NaN)
+
 def sample_next_token(logits: torch.Tensor, rng: torch.Generator | None, temperature: float = 1.0,
                       top_k: int | None = None) -> torch.Tensor:
-    "One token id per row of logits (B, V) -> (B, 1): argmax at temperature 0, else a draw from softmax(logits / T) over the top k."
-    if temperature == 0.0:
+    "One token id per row of logits (B, V) -> (B, 1): argmax at temperature ~0, else a draw from softmax(logits / T) over the top k."
+    if temperature < MIN_TEMPERATURE:  # 0, and tiny positive values whose division would overflow
         return torch.argmax(logits, dim=-1, keepdim=True)
     if top_k:  # None or 0: no filtering
         k = min(top_k, logits.size(-1))
@@ -100,12 +102,15 @@ def sample_next_token(logits: torch.Tensor, rng: torch.Generator | None, tempera
 
 def _draw(probs: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
     "One index per row of probs (B, K) -> (B, 1), by inverting the cumulative distribution at one uniform draw per row."
-    cdf = probs.double().cumsum(-1)  # float64: the running sum of K terms is exact to ~K * 1e-16
+    # NaN, inf or negative entries (from NaN or infinite logits) carry no mass; a row with none at all draws index 0
+    probs = torch.nan_to_num(probs.double(), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0.0)
+    cdf = probs.cumsum(-1)  # float64: the running sum of K terms is exact to ~K * 1e-16
     total = cdf[:, -1:].contiguous()  # (B, 1)
     u = torch.rand(probs.size(0), 1, generator=rng, dtype=torch.float64, device=probs.device) * total
     idx = torch.searchsorted(cdf, u, right=True)  # the first index whose cumulative mass exceeds u
     # u * total can round up to total: never step past the last index with mass (the first where cdf reaches total)
-    return torch.minimum(idx, torch.searchsorted(cdf, total))
+    idx = torch.minimum(idx, torch.searchsorted(cdf, total))
+    return idx.clamp(0, probs.size(-1) - 1)  # whatever the input, an index inside the row
 
 # %% ../nbs/11_engine.ipynb #3afabcf1
 class _Row:
