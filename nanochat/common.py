@@ -9,8 +9,11 @@ import contextlib
 import functools
 import importlib
 import os
+import platform
 import random
+import re
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,7 @@ import torch.distributed as dist
 __all__ = ['get_base_dir', 'in_test', 'in_pipeline', 'is_scratch_dir', 'link_inputs', 'stage_base_dir', 'autodetect_device_type',
            'cpu_has_native_bf16', 'compute_dtype', 'autocast_ctx', 'default_num_threads', 'set_threads',
            'seed_everything', 'get_dist_info', 'is_ddp', 'dist_rank_world', 'get_rank', 'get_world_size',
-           'compute_init', 'compute_cleanup', 'print0', 'atomic_write', 'atomic_torch_save']
+           'compute_init', 'compute_cleanup', 'print0', 'sweep_stale_temps', 'atomic_write', 'atomic_torch_save']
 
 # %% ../nbs/00_common.ipynb #da533e96
 def get_base_dir() -> Path:
@@ -232,18 +235,55 @@ def print0(*args, **kwargs) -> None:
         print(*args, **kwargs)
 
 # %% ../nbs/00_common.ipynb #9f472227
+_HOST = f"{zlib.crc32(platform.node().encode()):08x}"  # this machine, in temporary file names
+_TMP_RE = re.compile(r"\.(.+)\.([0-9a-f]{8})\.(\d+)-[^.]*\.tmp")  # .<name>.<host>.<pid>-<random>.tmp
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # it exists but is not ours (or we cannot tell): keep its file
+    return True
+
+def sweep_stale_temps(directory: str | os.PathLike) -> list[Path]:
+    "Remove the temporary files of `atomic_write` calls whose process (on this host) is dead; return them."
+    removed = []
+    for p in Path(directory).glob(".*.tmp"):
+        m = _TMP_RE.fullmatch(p.name)
+        if m and m[2] == _HOST and int(m[3]) != os.getpid() and not _pid_alive(int(m[3])):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+                removed.append(p)
+    return removed
+
+def _fsync(path: str | os.PathLike, directory: bool = False) -> None:
+    "Flush a file's (or a directory's) data and metadata to the disk."
+    if directory and os.name != "posix":
+        return  # Windows cannot open a directory for fsync
+    fd = os.open(path, os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+# %% ../nbs/00_common.ipynb #fd74c649
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike):
-    "Context manager yielding a temporary path that is renamed to `path` only if the block succeeds."
+    "Context manager yielding a temporary path that is fsynced and renamed to `path` only if the block succeeds."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    sweep_stale_temps(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_HOST}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0); os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     try:
         yield Path(tmp)
+        _fsync(tmp)                      # the data is on disk before the name points at it
         os.replace(tmp, path)
+        _fsync(path.parent, directory=True)  # and so is the new name
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
