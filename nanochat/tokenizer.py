@@ -19,7 +19,7 @@ import torch
 from .common import atomic_torch_save, atomic_write, get_base_dir
 
 # %% auto #0
-__all__ = ['SPLIT_PATTERN', 'SPECIAL_TOKENS', 'Tokenizer', 'render_conversation', 'render_for_completion',
+__all__ = ['SPLIT_PATTERN', 'SPECIAL_TOKENS', 'Tokenizer', 'load_encoding', 'render_conversation', 'render_for_completion',
            'visualize_tokenization', 'get_tokenizer', 'get_token_bytes']
 
 # %% ../nbs/02_tokenizer.ipynb #da533e96
@@ -153,8 +153,7 @@ class Tokenizer:
         if not path.exists():
             raise FileNotFoundError(f"no tokenizer at {path}: train one first with `bash run_all.sh tok_train` "
                                     "(the stage notebook nbs/20_tok_train.ipynb)")
-        with open(path, "rb") as f:
-            enc = pickle.load(f)
+        enc = load_encoding(path)  # a restricted unpickler: data only, never code
         bos = "<|bos|>" if "<|bos|>" in enc.special_tokens_set else "<|endoftext|>"
         return cls(enc, bos)
 
@@ -169,6 +168,37 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(vocab_size={self.get_vocab_size()}, specials={len(self.get_special_tokens())})"
+
+# %% ../nbs/02_tokenizer.ipynb #79d51bad
+class _EncodingState:
+    "Stands in for `tiktoken.Encoding` while unpickling: keeps the state, runs nothing."
+    def __setstate__(self, state):
+        self.state = state
+
+class _TokenizerUnpickler(pickle.Unpickler):
+    "An unpickler that admits a tiktoken Encoding (as plain data) and refuses every other class or function."
+    def find_class(self, module, name):
+        if (module, name) == ("tiktoken.core", "Encoding"):
+            return _EncodingState
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a tokenizer file holds only a tiktoken Encoding")
+
+_ENCODING_FIELDS = {"name": str, "pat_str": str, "mergeable_ranks": dict, "special_tokens": dict}
+
+def load_encoding(path: str | os.PathLike) -> tiktoken.Encoding:
+    "The tiktoken Encoding pickled in `path`, read as data only; ValueError for anything else."
+    try:
+        with open(path, "rb") as f:
+            obj = _TokenizerUnpickler(f).load()
+    except Exception as e:  # UnpicklingError, EOFError, or whatever a malformed stream raises
+        raise ValueError(f"{path} is not a tokenizer file we can load safely: {e}") from e
+    state = getattr(obj, "state", None)
+    if (not isinstance(obj, _EncodingState) or not isinstance(state, dict) or set(state) != set(_ENCODING_FIELDS)
+            or not all(isinstance(state[k], t) for k, t in _ENCODING_FIELDS.items())
+            or not all(isinstance(b, bytes) and type(i) is int for b, i in state["mergeable_ranks"].items())
+            or not all(isinstance(s, str) and type(i) is int for s, i in state["special_tokens"].items())):
+        raise ValueError(f"{path} is not a tokenizer file we can load safely: expected a pickled tiktoken Encoding "
+                         f"with fields {sorted(_ENCODING_FIELDS)}, got {type(state).__name__} state")
+    return tiktoken.Encoding(**state)
 
 # %% ../nbs/02_tokenizer.ipynb #043d204b
 _ROLES = ("system", "user", "assistant")
@@ -290,4 +320,4 @@ def get_token_bytes(base_dir: str | os.PathLike | None = None, device: str | tor
     if not path.exists():
         raise FileNotFoundError(f"no token_bytes at {path}: it is written with the tokenizer by "
                                 "`bash run_all.sh tok_train` (nbs/20_tok_train.ipynb)")
-    return torch.load(path, map_location=device)
+    return torch.load(path, map_location=device, weights_only=True)
