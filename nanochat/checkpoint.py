@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import torch
@@ -17,7 +18,7 @@ from .gpt import GPT, GPTConfig
 
 # %% auto #0
 __all__ = ['CHECKPOINT_SOURCES', 'checkpoint_paths', 'save_checkpoint', 'load_checkpoint', 'find_last_step', 'find_largest_model',
-           'strip_compile_prefix', 'check_tokenizer', 'build_model', 'load_model']
+           'strip_compile_prefix', 'check_tokenizer', 'build_model', 'check_folder_name', 'load_model']
 
 # %% ../nbs/08_checkpoint.ipynb #47a9343f
 def checkpoint_paths(checkpoint_dir: str | os.PathLike, step: int, rank: int = 0) -> dict[str, Path]:
@@ -25,6 +26,27 @@ def checkpoint_paths(checkpoint_dir: str | os.PathLike, step: int, rank: int = 0
     d = Path(checkpoint_dir)
     return dict(model=d / f"model_{step:06d}.pt", meta=d / f"meta_{step:06d}.json",
                 optim=d / f"optim_{step:06d}_rank{rank:d}.pt")
+
+# %% ../nbs/08_checkpoint.ipynb #bc47b7a8
+_STEP_FILE_RE = re.compile(r"(?:model|meta|optim)_(\d+)(?:_rank\d+)?\.(?:pt|json)")
+
+def _set_aside_later_steps(checkpoint_dir: Path, step: int) -> Path | None:
+    "Move the checkpoint files of steps after `step` (an earlier run's) into a new dated subfolder; return it."
+    later = sorted(p for p in (checkpoint_dir.iterdir() if checkpoint_dir.is_dir() else [])
+                   if (m := _STEP_FILE_RE.fullmatch(p.name)) and int(m[1]) > step)
+    if not later:
+        return None
+    stamp = time.strftime("%Y%m%d_%H%M%S")
+    aside, n = checkpoint_dir / f"superseded_{stamp}", 1
+    while aside.exists():  # two fresh runs within a second: never mix their files
+        aside, n = checkpoint_dir / f"superseded_{stamp}_{n}", n + 1
+    aside.mkdir()
+    for p in later:
+        os.replace(p, aside / p.name)
+    steps = sorted({int(_STEP_FILE_RE.fullmatch(p.name)[1]) for p in later})
+    print0(f"step {step} starts a new history in {checkpoint_dir}: moved {len(later)} file(s) of the later "
+           f"steps {steps[0]}..{steps[-1]} (an earlier run's) to {aside.name}/")
+    return aside
 
 # %% ../nbs/08_checkpoint.ipynb #1d736f1a
 def save_checkpoint(checkpoint_dir: str | os.PathLike, step: int, model_state: dict | None, optimizer_state,
@@ -38,6 +60,7 @@ def save_checkpoint(checkpoint_dir: str | os.PathLike, step: int, model_state: d
         if meta.setdefault("step", step) != step:
             raise ValueError(f"meta['step'] is {meta['step']} but the checkpoint is for step {step}")
         meta_text = json.dumps(meta, indent=2)  # fails here, before any file is touched
+        _set_aside_later_steps(Path(checkpoint_dir), step)
         atomic_torch_save(model_state, paths["model"])
     if optimizer_state is not None:
         atomic_torch_save(optimizer_state, paths["optim"])
@@ -52,7 +75,7 @@ def _torch_load(path: Path, device) -> object:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint file not found: {path}")
     try:
-        return torch.load(path, map_location=device)
+        return torch.load(path, map_location=device, weights_only=True)  # tensors and plain containers, never code
     except Exception as e:
         raise RuntimeError(f"could not load checkpoint file {path} (truncated or corrupt?): {e}") from e
 
@@ -147,6 +170,12 @@ def build_model(checkpoint_dir: str | os.PathLike, step: int, device, phase: str
 CHECKPOINT_SOURCES = {"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints",
                       "rl": "chatrl_checkpoints"}
 
+def check_folder_name(what: str, name: str) -> None:
+    "Raise ValueError unless `name` is one plain folder name: no path separator, not '.' or '..', not empty."
+    if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name
+            or (os.altsep and os.altsep in name) or "\0" in name):
+        raise ValueError(f"`{what}` must be a plain folder name (no '/', '\\', '..'), got {name!r}")
+
 def load_model(source: str, device, phase: str, model_tag: str | None = None, step: int | None = None,
                base_dir: str | os.PathLike | None = None) -> tuple[GPT, object, dict]:
     "(model, tokenizer or None, meta) for source base|mid|sft|rl in `base_dir` (default get_base_dir())."
@@ -154,6 +183,8 @@ def load_model(source: str, device, phase: str, model_tag: str | None = None, st
         raise ValueError(f"source must be one of {sorted(CHECKPOINT_SOURCES)}, got {source!r}")
     base_dir = Path(base_dir) if base_dir is not None else get_base_dir()
     checkpoints_dir = base_dir / CHECKPOINT_SOURCES[source]
+    if model_tag:
+        check_folder_name("model_tag", model_tag)
     model_tag = model_tag or find_largest_model(checkpoints_dir)
     checkpoint_dir = checkpoints_dir / model_tag
     step = find_last_step(checkpoint_dir) if step is None else step
