@@ -21,15 +21,16 @@ import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
+from .chat_guard import MAX_BODY_BYTES, RequestGuard, error_json, server_config
 from .chat_page import CHAT_PAGE
 from .common import autodetect_device_type, set_threads
 from .tokenizer import Tokenizer, render_for_completion
 
 # %% auto #0
 __all__ = ['MAX_MESSAGES', 'MAX_MESSAGE_CHARS', 'MAX_TOTAL_CHARS', 'TEMPERATURE_RANGE', 'TOP_K_RANGE', 'MAX_TOKENS_RANGE',
-           'MAX_BODY_BYTES', 'RequestError', 'ChatRequest', 'parse_chat_request', 'TextStream', 'prompt_tokens',
-           'reply_tokens', 'Worker', 'PoolStats', 'WorkerPool', 'Finish', 'pool_prompt', 'stream_reply', 'create_app',
-           'load_workers', 'main']
+           'MAX_STOPS', 'MAX_STOP_CHARS', 'RETRY_AFTER_S', 'RequestError', 'ChatRequest', 'parse_chat_request',
+           'TextStream', 'StopText', 'prompt_tokens', 'reply_tokens', 'Worker', 'PoolStats', 'WorkerPool', 'Finish',
+           'pool_prompt', 'stream_reply', 'create_app', 'load_workers', 'main']
 
 # %% ../nbs/81_chat_web.ipynb #cadaf09d
 MAX_MESSAGES = 500  # messages per request
@@ -38,13 +39,17 @@ MAX_TOTAL_CHARS = 32000  # characters in all messages together
 TEMPERATURE_RANGE = (0.0, 2.0)
 TOP_K_RANGE = (0, 200)  # 0 = no top-k filter
 MAX_TOKENS_RANGE = (1, 4096)
-MAX_BODY_BYTES = 1_000_000  # a request body larger than this is refused before it is parsed
+MAX_STOPS, MAX_STOP_CHARS = 4, 64  # `stop`: at most 4 strings (as OpenAI), each 1 to 64 characters
+# the OpenAI fields we accept, and those we accept only at the value that changes nothing
+_FIELDS = {"messages", "model", "user", "temperature", "top_k", "max_tokens", "max_completion_tokens",
+           "stream", "stream_options", "seed", "stop"}
+_NEUTRAL = {"n": 1, "top_p": 1, "frequency_penalty": 0, "presence_penalty": 0, "logprobs": False}
 
 class RequestError(ValueError):
     "A request the server refuses; `status` is its HTTP status, `param` the field at fault."
-    def __init__(self, message: str, param: str | None = None, status: int = 400):
+    def __init__(self, message: str, param: str | None = None, status: int = 400, retry_after: int | None = None):
         super().__init__(message)
-        self.param, self.status = param, status
+        self.param, self.status, self.retry_after = param, status, retry_after
 
 @dataclass
 class ChatRequest:
@@ -56,6 +61,7 @@ class ChatRequest:
     stream: bool = False
     seed: int | None = None
     include_usage: bool = False
+    stop: list[str] = field(default_factory=list)  # the reply ends before the first of these strings
 
 # %% ../nbs/81_chat_web.ipynb #6118de61
 def _content_text(content, i: int) -> str:
@@ -78,6 +84,25 @@ def _number(payload: dict, name: str, default, bounds: tuple, integer: bool):
     if not bounds[0] <= value <= bounds[1]:  # also refuses NaN
         raise RequestError(f"{name} must be between {bounds[0]} and {bounds[1]}, got {value!r}", name)
     return value
+
+def _options(payload: dict) -> dict:
+    "The fields besides messages and the sampling numbers: checked, never silently ignored."
+    for name in payload:
+        if name not in _FIELDS and not (name in _NEUTRAL and payload[name] == _NEUTRAL[name] and
+                                        type(payload[name]) is type(_NEUTRAL[name])):
+            only = f" (only {_NEUTRAL[name]!r} is supported)" if name in _NEUTRAL else ""
+            raise RequestError(f"{name} is not supported by this server{only}", name)
+    stream, options, stop = payload.get("stream", False), payload.get("stream_options") or {}, payload.get("stop")
+    if not isinstance(stream, bool):
+        raise RequestError(f"stream must be a JSON boolean (true or false), got {stream!r}", "stream")
+    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
+        raise RequestError("stream_options must be an object like {\"include_usage\": true}", "stream_options")
+    stops = [stop] if isinstance(stop, str) else [] if stop is None else stop
+    if not isinstance(stops, list) or len(stops) > MAX_STOPS or not all(
+            isinstance(s, str) and 1 <= len(s) <= MAX_STOP_CHARS for s in stops):
+        raise RequestError(f"stop must be a string or a list of at most {MAX_STOPS} strings of 1 to "
+                           f"{MAX_STOP_CHARS} characters, got {stop!r:.100}", "stop")
+    return dict(stream=stream, include_usage=options.get("include_usage", False), stop=stops)
 
 # %% ../nbs/81_chat_web.ipynb #ff9fb270
 def parse_chat_request(payload, temperature: float = 0.8, top_k: int = 50, max_tokens: int = 512) -> ChatRequest:
@@ -111,7 +136,6 @@ def parse_chat_request(payload, temperature: float = 0.8, top_k: int = 50, max_t
     if checked[-1]["role"] != "user":
         raise RequestError("the last message must be from the user", "messages")
     max_tok = payload.get("max_tokens", payload.get("max_completion_tokens"))
-    stream_options = payload.get("stream_options") or {}
     seed = payload.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63):
         raise RequestError(f"seed must be an integer between 0 and 2**63-1, got {seed!r}", "seed")
@@ -121,8 +145,7 @@ def parse_chat_request(payload, temperature: float = 0.8, top_k: int = 50, max_t
         temperature=float(_number(payload, "temperature", temperature, TEMPERATURE_RANGE, integer=False)),
         top_k=k or None,
         max_tokens=_number({"max_tokens": max_tok}, "max_tokens", max_tokens, MAX_TOKENS_RANGE, integer=True),
-        stream=bool(payload.get("stream", False)), seed=seed,
-        include_usage=isinstance(stream_options, dict) and bool(stream_options.get("include_usage")))
+        seed=seed, **_options(payload))
 
 # %% ../nbs/81_chat_web.ipynb #ae66e0e9
 _KIND_AFTER = {"<|python_start|>": "python", "<|python_end|>": "text",
@@ -152,6 +175,31 @@ class TextStream:
         "Whatever is held back (incomplete bytes become one replacement character)."
         text = self._decoder.decode(b"", final=True)
         return [(self.kind, text)] if text else []
+
+# %% ../nbs/81_chat_web.ipynb #dc6b227b
+class StopText:
+    "Text in, text out, cut before the first of the `stops` strings; `hit` once one was seen."
+    def __init__(self, stops: list[str]):
+        self.stops, self.held, self.hit = [s for s in stops if s], "", False
+
+    def push(self, text: str) -> str:
+        "The text that is now certain to come before any stop string."
+        if not self.stops or self.hit:
+            return "" if self.hit else text
+        self.held += text
+        cuts = [i for i in (self.held.find(s) for s in self.stops) if i >= 0]
+        if cuts:
+            out, self.held, self.hit = self.held[:min(cuts)], "", True
+            return out
+        # keep the longest tail that is the start of a stop string
+        keep = max((k for s in self.stops for k in range(1, len(s)) if self.held.endswith(s[:k])), default=0)
+        out, self.held = self.held[:len(self.held) - keep], self.held[len(self.held) - keep:]
+        return out
+
+    def flush(self) -> str:
+        "The held-back text, at the end of the reply."
+        out, self.held = self.held, ""
+        return out
 
 # %% ../nbs/81_chat_web.ipynb #11d2c4cc
 def prompt_tokens(tokenizer: Tokenizer, messages: list[dict], context: int) -> list[int]:
@@ -204,12 +252,14 @@ class PoolStats:
     tokens: int = 0
     waiting: int = 0
 
+RETRY_AFTER_S = 5  # what a refused client is told to wait, in seconds
+
 class WorkerPool:
     "Hands out free workers; a request waits for one; generation runs in the pool's threads."
-    def __init__(self, workers: list[Worker]):
+    def __init__(self, workers: list[Worker], max_waiting: int = 32, queue_timeout: float = 60.0):
         if not workers:
             raise ValueError("a WorkerPool needs at least one worker")
-        self.workers = workers
+        self.workers, self.max_waiting, self.queue_timeout = workers, max_waiting, queue_timeout
         self.stats = PoolStats()
         self.executor = ThreadPoolExecutor(max_workers=len(workers), thread_name_prefix="nanochat-worker")
         self._free: asyncio.Queue | None = None
@@ -221,11 +271,21 @@ class WorkerPool:
                 self._free.put_nowait(w)
         return self._free
 
+    def admit(self) -> None:
+        "Refuse (429) a request that would have to wait while `max_waiting` others already do."
+        if self._queue().empty() and self.stats.waiting >= self.max_waiting:
+            raise RequestError(f"the server is busy: {self.stats.waiting} requests are waiting for a worker "
+                               f"(at most {self.max_waiting}); retry later", status=429, retry_after=RETRY_AFTER_S)
+
     async def acquire(self) -> Worker:
-        "Wait for a free worker and mark it busy."
+        "Wait (at most `queue_timeout` s) for a free worker and mark it busy; RequestError 429/503 if none."
+        self.admit()
         self.stats.waiting += 1
         try:
-            worker = await self._queue().get()
+            worker = await asyncio.wait_for(self._queue().get(), self.queue_timeout)
+        except asyncio.TimeoutError:
+            raise RequestError(f"no worker became free within {self.queue_timeout:g} s; retry later",
+                               status=503, retry_after=RETRY_AFTER_S) from None
         finally:
             self.stats.waiting -= 1
         worker.busy = True
@@ -251,6 +311,18 @@ class Finish:
 
 _DONE = object()
 
+def _cut(pieces: list[tuple[str, str]], stops: StopText) -> list[tuple[str, str]]:
+    "Pass text pieces through `stops` (tool pieces first release what it held back); nothing after a stop."
+    out = []
+    for kind, text in pieces:
+        if stops.hit:
+            break
+        if kind == "text":
+            out.append((kind, stops.push(text)))
+        else:
+            out += [("text", stops.flush()), (kind, text)]
+    return [p for p in out if p[1]]
+
 def pool_prompt(pool: WorkerPool, req: ChatRequest) -> list[int]:
     "The request's prompt tokens (all workers serve one checkpoint); RequestError if it does not fit."
     return prompt_tokens(pool.workers[0].tokenizer, req.messages, pool.workers[0].context)
@@ -263,7 +335,13 @@ async def stream_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int],
     except asyncio.CancelledError:  # uvicorn noticed the client leave while it queued (Starlette cancels us)
         pool.stats.cancelled += 1
         raise
-    if is_disconnected is not None and await is_disconnected():  # the same, on a server that does not cancel
+    try:  # the same, on a server that does not cancel; whatever happens in the check, the worker goes back
+        gone = is_disconnected is not None and await is_disconnected()
+    except BaseException:
+        pool.stats.cancelled += 1
+        pool.release(worker)
+        raise
+    if gone:
         pool.stats.cancelled += 1
         pool.release(worker)
         return
@@ -295,20 +373,22 @@ async def stream_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int],
 
     future = loop.run_in_executor(pool.executor, produce)
     future.add_done_callback(done)
-    text, n, finished = TextStream(worker.tokenizer), 0, False
+    text, stops, n, finished = TextStream(worker.tokenizer), StopText(req.stop), 0, False
     try:
-        while (item := await queue.get()) is not _DONE:
+        while not stops.hit and (item := await queue.get()) is not _DONE:
             if isinstance(item, BaseException):
                 raise item
             n += 1
-            for piece in text.push(item):
+            for piece in _cut(text.push(item), stops):
                 yield piece
-        for piece in text.flush():
-            yield piece
+        for piece in _cut(text.flush(), stops) + ([] if stops.hit else [("text", stops.flush())]):
+            if piece[1]:
+                yield piece
+        stop.set()  # a stop string: the thread ends at its next token
         await future  # the thread has ended and (its callback ran first) the worker is free again
         finished = True
         pool.stats.completed += 1
-        yield Finish("length" if n >= max_tokens else "stop", len(prompt), n, worker.index)
+        yield Finish("length" if n >= max_tokens and not stops.hit else "stop", len(prompt), n, worker.index)
     except (asyncio.CancelledError, GeneratorExit):  # the client went away
         if not finished:
             pool.stats.cancelled += 1
@@ -320,24 +400,38 @@ async def stream_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int],
         stop.set()  # a client gone mid-stream: the thread stops at its next token
 
 # %% ../nbs/81_chat_web.ipynb #78b6110e
-def _error(status: int, message: str, param: str | None = None):
-    kind = "invalid_request_error" if status < 500 else "server_error"
-    return JSONResponse({"error": {"message": message, "type": kind, "param": param, "code": None},
-                         "detail": message}, status_code=status)
+def _error(status: int, message: str, param: str | None = None, retry_after: int | None = None):
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    return JSONResponse(error_json(status, message, param), status_code=status, headers=headers)
 
 async def _read_request(request, defaults: dict) -> ChatRequest:
     "The checked ChatRequest from an HTTP request; RequestError for a bad body."
-    size = request.headers.get("content-length")
-    if size is not None and size.isdigit() and int(size) > MAX_BODY_BYTES:
-        raise RequestError(f"the request body is too large: {size} > {MAX_BODY_BYTES} bytes", status=413)
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise RequestError(f"the request body is too large: {len(body)} > {MAX_BODY_BYTES} bytes", status=413)
+    body = await request.body()  # RequestGuard has read it, within its size and time limits
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as e:  # bad JSON, bad UTF-8, absurd nesting
         raise RequestError(f"the request body is not valid JSON: {str(e)[:200]}") from None
     return parse_chat_request(payload, **defaults)
+
+async def _until_disconnect(request) -> None:
+    "Return once the client of `request` has gone (its body already read)."
+    while (await request.receive())["type"] != "http.disconnect":  # receive() also resumes reading the socket
+        await asyncio.sleep(0.05)
+
+async def _whole_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int], request):
+    "(pieces, Finish) of a non-streamed reply, or None if the client left first (the generation is then stopped)."
+    async def collect():
+        pieces = [p async for p in stream_reply(pool, req, prompt, request.is_disconnected)]
+        return (pieces[:-1], pieces[-1]) if pieces and isinstance(pieces[-1], Finish) else None
+    reply, gone = asyncio.ensure_future(collect()), asyncio.ensure_future(_until_disconnect(request))
+    try:
+        await asyncio.wait({reply, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not reply.done():  # the client left (or we were cancelled): stop the generation
+            reply.cancel()
+            await asyncio.gather(reply, return_exceptions=True)
+    return None if reply.cancelled() else reply.result()
 
 def _sse(obj) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
@@ -348,14 +442,15 @@ _OPENAI_SWITCH = {("text", "python"): "<<", ("python", "python_output"): "=", ("
 
 # %% ../nbs/81_chat_web.ipynb #09f53dc1
 def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_k: int = 50,
-               max_tokens: int = 512):
+               max_tokens: int = 512, host: str = "127.0.0.1", read_timeout: float = 10.0):
     "The FastAPI app: /, /chat/completions (SSE), /v1/chat/completions, /v1/models, /health, /stats."
     app = FastAPI(title="nanochat")
+    app.add_middleware(RequestGuard, host=host, read_timeout=read_timeout)  # Host, Content-Type, body limits
     defaults = dict(temperature=temperature, top_k=top_k, max_tokens=max_tokens)
 
     @app.exception_handler(RequestError)
     async def refuse(request, exc: RequestError):
-        return _error(exc.status, str(exc), exc.param)
+        return _error(exc.status, str(exc), exc.param, exc.retry_after)
 
     @app.get("/", response_class=HTMLResponse)
     async def page():
@@ -383,7 +478,9 @@ def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_
     @app.post("/chat/completions")
     async def chat(request: Request):
         req = await _read_request(request, defaults)
-        stream = stream_reply(pool, req, pool_prompt(pool, req), request.is_disconnected)
+        prompt = pool_prompt(pool, req)
+        pool.admit()  # a full queue is a 429 now, before the stream's 200
+        stream = stream_reply(pool, req, prompt, request.is_disconnected)
 
         async def events():
             try:
@@ -406,19 +503,16 @@ def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_
         cid, created = f"chatcmpl-{uuid.uuid4().hex[:24]}", int(time.time())
         head = {"id": cid, "created": created, "model": model_name}
         if not req.stream:
-            parts, finish = [], None
-            async for piece in stream_reply(pool, req, prompt, request.is_disconnected):
-                if isinstance(piece, Finish):
-                    finish = piece
-                else:
-                    parts.append(piece)
-            if finish is None:  # the client went away while it waited: nobody to answer
+            reply = await _whole_reply(pool, req, prompt, request)
+            if reply is None:  # the client went away: nobody to answer
                 return _error(499, "the client closed the request")
+            parts, finish = reply
             content = _openai_content(parts)
             usage = {"prompt_tokens": finish.prompt_tokens, "completion_tokens": finish.completion_tokens,
                      "total_tokens": finish.prompt_tokens + finish.completion_tokens}
             return {**head, "object": "chat.completion", "usage": usage, "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish.reason}]}
+        pool.admit()
         stream = stream_reply(pool, req, prompt, request.is_disconnected)
 
         def chunk(delta: dict, finish_reason=None) -> str:
@@ -500,7 +594,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--num-gpus", type=int, default=1, help="model replicas, one per GPU")
     p.add_argument("--device-type", default=None, choices=["cuda", "cpu", "mps"], help="default: autodetect")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: NANOCHAT_THREADS or all cores)")
+    p.add_argument("--max-waiting", type=int, default=32, help="requests that may wait for a worker; more get 429")
+    p.add_argument("--queue-timeout", type=float, default=60.0, help="seconds a request may wait for a worker (then 503)")
+    p.add_argument("--max-connections", type=int, default=64, help="open connections at once; more get 503")
+    p.add_argument("--read-timeout", type=float, default=10.0, help="seconds a client may take to send its headers, and its body")
     args = p.parse_args(argv)
+    for name, value, low in [("--max-waiting", args.max_waiting, 0), ("--queue-timeout", args.queue_timeout, 0.001),
+                             ("--max-connections", args.max_connections, 1), ("--read-timeout", args.read_timeout, 0.001)]:
+        if not low <= value < float("inf"):  # also refuses nan
+            p.error(f"{name} must be a number >= {low}, got {value}")
     for name, value, bounds in [("--temperature", args.temperature, TEMPERATURE_RANGE), ("--top-k", args.top_k, TOP_K_RANGE),
                                 ("--max-tokens", args.max_tokens, MAX_TOKENS_RANGE)]:
         if not bounds[0] <= value <= bounds[1]:
@@ -509,9 +611,11 @@ def main(argv: list[str] | None = None) -> None:
     set_threads(args.threads)
     workers, meta = load_workers(args.source, args.num_gpus, args.device_type, args.model_tag, args.step, args.base_dir)
     model_name = f"nanochat-{args.source}-{meta.get('model_tag', 'model')}"
-    app = create_app(WorkerPool(workers), model_name, args.temperature, args.top_k, args.max_tokens)
+    pool = WorkerPool(workers, args.max_waiting, args.queue_timeout)
+    app = create_app(pool, model_name, args.temperature, args.top_k, args.max_tokens, args.host, args.read_timeout)
     print(f"serving {model_name} on {len(workers)} worker(s) at http://{args.host}:{args.port}", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    config = server_config(app, args.host, args.port, args.max_connections, header_timeout=args.read_timeout)
+    uvicorn.Server(config).run()
 
 # %% ../nbs/81_chat_web.ipynb #f52e3d1d
 # `python -m nanochat.chat_web`: __file__ is defined there but not in a notebook kernel (whose __name__ is also __main__)
