@@ -14,7 +14,8 @@ import torch
 
 # %% auto #0
 __all__ = ['TASK_NAMES', 'SOURCE_STAGE', 'extract_answer', 'ToyMath', 'ToyChoice', 'parse_task_specs', 'build_task',
-           'build_mixture', 'pack_conversations', 'sft_collate', 'sft_batches', 'load_source', 'StopOnSignal']
+           'build_mixture', 'to_device', 'pack_conversations', 'sft_collate', 'sft_batches', 'load_source',
+           'StopOnSignal']
 
 # %% ../nbs/18_chat_data.ipynb #8f368c3a
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
@@ -103,15 +104,18 @@ def _hub_task(name: str, split: str, n: int | None, source: str, base_dir=None):
     if name == "humaneval":
         return T.HumanEval(**kw(), **sl)
     if name == "spelling_bee":
-        return T.SpellingBee(**kw(size=n or 300, split=split))
+        return T.SpellingBee(**kw(size=n or (256 if split == "test" else 300), split=split))  # the reference's sizes
     if name == "simple_spelling":
         return T.SimpleSpelling(**kw(size=n or 300, split=split))
+    if name in ("arithmetic", "letter_count", "two_step"):  # generated skills (chapter 13e)
+        cls = {"arithmetic": T.Arithmetic, "letter_count": T.LetterCount, "two_step": T.TwoStep}[name]
+        return cls(size=n or 1000, split=split, **({"source": source} if name == "letter_count" else {}))
     if name == "identity":  # generated from templates into the base dir (once)
         return T.CustomJSON(filepath=T.identity_conversations_path(base_dir), **sl)
     raise AssertionError(name)
 
 TASK_NAMES = ("toy_math", "toy_choice", "smoltalk", "mmlu_aux", "mmlu", "arc_easy", "arc_challenge", "gsm8k", "humaneval",
-              "spelling_bee", "simple_spelling", "identity")
+              "spelling_bee", "simple_spelling", "identity", "arithmetic", "letter_count", "two_step")
 
 def parse_task_specs(specs: str) -> list[tuple[str, int | None]]:
     "`'a,b:100'` -> [('a', None), ('b', 100)]; ValueError naming an unknown task or a bad count."
@@ -154,6 +158,13 @@ def build_mixture(specs: str, split: str, source: str = "auto", base_dir=None):
     tasks = [build_task(name, split, n, source, base_dir) for name, n in parse_task_specs(specs)]
     return tasks[0] if len(tasks) == 1 else _Mixture(tasks)
 
+# %% ../nbs/18_chat_data.ipynb #501435bd
+def to_device(x: torch.Tensor, device) -> torch.Tensor:
+    "`x` on `device`; on CUDA from pinned memory with a non-blocking copy (no sync per micro-step)."
+    if torch.device(device).type == "cuda":
+        return x.pin_memory().to(device, non_blocking=True)
+    return x.to(device)
+
 # %% ../nbs/18_chat_data.ipynb #a0e00948
 def pack_conversations(dataset, tokenizer, B: int, T: int, device="cpu", rank: int = 0, world_size: int = 1,
                        state: dict | None = None, max_tokens: int = 2048) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
@@ -176,7 +187,7 @@ def pack_conversations(dataset, tokenizer, B: int, T: int, device="cpu", rank: i
         row = torch.tensor([buf.popleft() for _ in range(needed)], dtype=torch.long)
         x, y = row[:-1].view(B, T), row[1:].view(B, T)
         state = {"cursor": cursor, "epoch": epoch, "progress": epoch + cursor / n, "buffer": list(buf)}
-        yield x.to(device), y.to(device), state
+        yield to_device(x, device), to_device(y, device), state
 
 # %% ../nbs/18_chat_data.ipynb #3b683780
 def sft_collate(conversations: list[dict], tokenizer, max_len: int = 2048, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,7 +202,7 @@ def sft_collate(conversations: list[dict], tokenizer, max_len: int = 2048, devic
         n = len(ids) - 1
         x[i, :n] = ids_t[:-1]
         y[i, :n] = torch.where(mask_t[1:] == 1, ids_t[1:], -1)
-    return x.to(device), y.to(device)
+    return to_device(x, device), to_device(y, device)
 
 def sft_batches(dataset, tokenizer, B: int, rank: int = 0, world_size: int = 1, max_len: int = 2048,
                 device="cpu", cursor: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:

@@ -23,7 +23,7 @@ import torch.distributed as dist
 # %% auto #0
 __all__ = ['get_base_dir', 'in_test', 'in_pipeline', 'is_scratch_dir', 'link_inputs', 'stage_base_dir', 'autodetect_device_type',
            'cpu_has_native_bf16', 'compute_dtype', 'autocast_ctx', 'default_num_threads', 'set_threads',
-           'seed_everything', 'get_dist_info', 'is_ddp', 'dist_rank_world', 'get_rank', 'get_world_size',
+           'seed_everything', 'enable_tf32', 'get_dist_info', 'is_ddp', 'dist_rank_world', 'get_rank', 'get_world_size',
            'compute_init', 'compute_cleanup', 'print0', 'sweep_stale_temps', 'atomic_write', 'atomic_torch_save']
 
 # %% ../nbs/00_common.ipynb #da533e96
@@ -171,6 +171,11 @@ def seed_everything(seed: int = 42) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
 
+# %% ../nbs/00_common.ipynb #45a0cb2e
+def enable_tf32() -> None:
+    "Let fp32 matmuls on CUDA use TF32, through the one call that keeps torch's legacy and new TF32 flags in agreement."
+    torch.set_float32_matmul_precision("high")
+
 # %% ../nbs/00_common.ipynb #6b44fa0a
 def get_dist_info() -> tuple[bool, int, int, int]:
     "(is_distributed, rank, local_rank, world_size) read from torchrun's environment."
@@ -203,7 +208,7 @@ def compute_init(device_type: str | None = None, seed: int = 42):
     set_threads()
     seed_everything(seed)
     if device_type == "cuda":
-        torch.backends.cuda.matmul.fp32_precision = "tf32"  # TF32 for any fp32 matmul left
+        enable_tf32()  # TF32 for any fp32 matmul left
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     else:

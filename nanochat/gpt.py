@@ -41,7 +41,11 @@ def config_from_depth(depth: int, vocab_size: int = 65536, sequence_len: int = 2
 
 # %% ../nbs/05_gpt.ipynb #7810c06b
 def norm(x: torch.Tensor) -> torch.Tensor:
-    "RMSNorm over the last dimension, with no learnable parameters."
+    "RMSNorm over the last dimension, with no learnable parameters; under autocast, in autocast's dtype."
+    dev = x.device.type
+    if torch.is_autocast_enabled(dev):  # CUDA autocast would run rms_norm in fp32 (torch >= 2.12)
+        with torch.autocast(dev, enabled=False):
+            return F.rms_norm(x.to(torch.get_autocast_dtype(dev)), (x.size(-1),))
     return F.rms_norm(x, (x.size(-1),))
 
 # %% ../nbs/05_gpt.ipynb #fae065f4

@@ -27,14 +27,18 @@ def lr_multiplier(step: int, num_iterations: int, warmup_ratio: float = 0.0, war
     return progress + (1 - progress) * final_lr_frac
 
 # %% ../nbs/16_training.ipynb #b7b5f917
-PEAK_FLOPS = {  # dense bf16 FLOP/s per GPU (datasheets); a key is matched as a substring of the device name, first match wins
-    "H100 PCIe": 756e12, "H100": 989e12, "H200": 989e12, "B200": 2250e12, "A100": 312e12, "A10": 125e12,
-    "L40": 181e12, "4090": 165e12, "3090": 71e12, "V100": 125e12, "T4": 65e12,
+PEAK_FLOPS = {  # dense bf16 FLOP/s per GPU (datasheets); a key matches whole words of the device name, longest key first
+    "H100 NVL": 835e12, "H100 PCIe": 756e12, "H100": 989e12, "H800 PCIe": 756e12, "H800": 989e12, "H200": 989e12,
+    "GH200": 989e12, "H20": 148e12, "B200": 2250e12, "A100": 312e12, "A800": 312e12, "A10": 125e12,
+    "L40S": 362e12, "L40": 181e12, "L4": 121e12, "4090": 165e12, "3090": 71e12, "V100": 125e12, "T4": 65e12,
 }
 
 def gpu_peak_flops(name: str) -> float | None:
     "Peak dense bf16 FLOP/s of the GPU called `name` (as `torch.cuda.get_device_name`), None if not in PEAK_FLOPS."
-    return next((v for k, v in PEAK_FLOPS.items() if k in name), None)
+    for key in sorted(PEAK_FLOPS, key=len, reverse=True):  # "H100 NVL" before "H100"
+        if re.search(rf"(?<![A-Za-z0-9]){re.escape(key)}(?![A-Za-z0-9])", name):
+            return PEAK_FLOPS[key]
+    return None
 
 def cpu_peak_flops(cpuinfo: str, threads: int) -> float | None:
     "Estimated fp32 peak of `threads` cores described by `/proc/cpuinfo` text: max MHz x FLOP/cycle (AVX-512 64, AVX2+FMA 32, else 8)."
