@@ -5,27 +5,31 @@
 # %% ../nbs/02a_download.ipynb #4f4cf4f4
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import http.client
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.request
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Callable, Sequence
 
-from .common import get_base_dir
+from .common import _HOST, _pid_alive, get_base_dir
 
 # %% auto #0
-__all__ = ['sha256_file', 'IncompleteDownload', 'download_file', 'fetch_package', 'list_members', 'read_member']
+__all__ = ['sha256_file', 'IncompleteDownload', 'download_file', 'check_relative_path', 'fetch_package', 'list_members',
+           'read_member']
 
 # %% ../nbs/02a_download.ipynb #656a05f1
 def sha256_file(path: str | os.PathLike) -> str:
@@ -42,10 +46,20 @@ class IncompleteDownload(OSError):
 
 _RETRY_HTTP = {408, 425, 429, 500, 502, 503, 504}  # worth another attempt; other 4xx/5xx are final
 
-def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool) -> None:
-    "One request: stream `url` into `tmp`, appending from its current size if `resume` and the server honours Range."
-    offset = tmp.stat().st_size if resume and tmp.exists() else 0
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+def _validator_path(tmp: Path) -> Path:
+    return tmp.with_name(tmp.name + ".validator")
+
+def _validator(headers) -> str | None:
+    "What `If-Range` may carry for this response: a strong ETag, else Last-Modified, else None."
+    etag = headers.get("ETag")
+    return etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
+
+def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool, trusted: bool = False) -> None:
+    "One request: stream `url` into `tmp`, appending if `resume`, the partial's validator (or `trusted`) allows it, and the server honours Range."
+    vpath = _validator_path(tmp)
+    validator = vpath.read_text() if vpath.exists() else None
+    offset = tmp.stat().st_size if resume and tmp.exists() and (validator or trusted) else 0
+    headers = {"Range": f"bytes={offset}-", **({"If-Range": validator} if validator else {})} if offset else {}
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
         append = False
         if offset and resp.status == 206:
@@ -54,6 +68,9 @@ def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool) -> None:
             if not append:
                 tmp.unlink()  # the next attempt starts over
                 raise IncompleteDownload(f"server resumed at {resp.headers.get('Content-Range')!r}, not at byte {offset}")
+        if not append:  # a new body: record its validator first, so these bytes can be resumed later
+            new = _validator(resp.headers)
+            vpath.write_text(new) if new else vpath.unlink(missing_ok=True)
         start = offset if append else 0
         length = resp.headers.get("Content-Length")
         expected = start + int(length) if length is not None else None
@@ -67,24 +84,54 @@ def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool) -> None:
 class _Rejected(OSError):
     "The downloaded file failed `validate` (retried from scratch)."
 
+_ACTIVE: set[str] = set()  # partial files in use by a download of this process (threads included)
+_ACTIVE_LOCK = threading.Lock()
+
+def _partial_file(dest: Path, resume: bool) -> Path:
+    "A partial file of our own for `dest`, taking over one a finished or dead downloader left (if `resume`)."
+    pat = re.compile(re.escape(dest.name) + r"\.([0-9a-f]{8})\.(\d+)-[A-Za-z0-9_-]+\.tmp")
+    with _ACTIVE_LOCK:
+        tmp = dest.with_name(f"{dest.name}.{_HOST}.{os.getpid()}-{secrets.token_urlsafe(6)}.tmp")
+        tmp.touch()
+        _ACTIVE.add(tmp.name)
+        left = [q for q in dest.parent.glob(f"{dest.name}.*.tmp") if (m := pat.fullmatch(q.name)) and m[1] == _HOST
+                and q.name not in _ACTIVE and (int(m[2]) == os.getpid() or not _pid_alive(int(m[2])))]
+    best = max(left, key=lambda f: f.stat().st_size if f.exists() else -1, default=None)
+    for q in left:  # the largest is resumed, the others are stale
+        with contextlib.suppress(FileNotFoundError):
+            if resume and q == best:
+                os.replace(q, tmp)  # atomic: if another process claims it first, we lose the race harmlessly
+                os.replace(_validator_path(q), _validator_path(tmp))
+            else:
+                q.unlink(); _validator_path(q).unlink()
+    return tmp
+
+# %% ../nbs/02a_download.ipynb #087350c7
 def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = None, retries: int = 5,
                   backoff: float = 1.0, timeout: float = 60.0, resume: bool = True,
                   validate: Callable[[Path], object] | None = None, log: Callable[..., None] = print) -> Path:
-    "Download `url` to `dest` atomically (`dest.tmp`, then rename), with `retries` attempts, backoff, Range resume and an optional sha256 check."
+    "Download `url` to `dest` atomically (a partial file of our own, then rename), with `retries` attempts, backoff, Range/If-Range resume and an optional sha256 check."
     dest = Path(dest)
     if dest.exists() and (sha256 is None or sha256_file(dest) == sha256):
         return dest
     if retries < 1:
         raise ValueError(f"`retries` must be >= 1; got {retries}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    if not resume:
-        tmp.unlink(missing_ok=True)
+    tmp = _partial_file(dest, resume)
+    try:
+        return _download_loop(url, dest, tmp, sha256, retries, backoff, timeout, resume, validate, log)
+    finally:
+        with _ACTIVE_LOCK:
+            _ACTIVE.discard(tmp.name)  # a partial left behind may now be resumed by the next call
+
+# %% ../nbs/02a_download.ipynb #858f2854
+def _download_loop(url, dest, tmp, sha256, retries, backoff, timeout, resume, validate, log) -> Path:
+    "The attempts of `download_file`, streaming into the partial file `tmp`."
     last = None
     for attempt in range(1, retries + 1):
         resumed = resume and tmp.exists() and tmp.stat().st_size > 0
         try:
-            _fetch_once(url, tmp, timeout, resume)
+            _fetch_once(url, tmp, timeout, resume, trusted=sha256 is not None)
             if sha256 is not None and (got := sha256_file(tmp)) != sha256:
                 tmp.unlink()
                 if not resumed:
@@ -97,6 +144,7 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
                     tmp.unlink()
                     raise _Rejected(f"rejected by {getattr(validate, '__name__', 'validate')}: {e}") from e
             os.replace(tmp, dest)
+            _validator_path(tmp).unlink(missing_ok=True)
             return dest
         except urllib.error.HTTPError as e:
             if e.code == 416:
@@ -111,6 +159,14 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
             log(f"attempt {attempt}/{retries} for {dest.name} failed ({last}); retrying in {wait:.2g} s")
             time.sleep(wait)
     raise RuntimeError(f"failed to download {dest.name} from {url} after {retries} attempts: {last}")
+
+# %% ../nbs/02a_download.ipynb #0f7c8e10
+def check_relative_path(path: str, what: str = "path") -> str:
+    "`path` if it is a relative path that stays inside its folder; ValueError naming `what` otherwise."
+    if (not isinstance(path, str) or not path or "\\" in path or "\0" in path or PureWindowsPath(path).drive
+            or PurePosixPath(path).is_absolute() or ".." in PurePosixPath(path).parts):
+        raise ValueError(f"{what} {path!r} must be a relative path inside its folder (no '..', not absolute)")
+    return path
 
 # %% ../nbs/02a_download.ipynb #11386d67
 def _norm(name: str) -> str:

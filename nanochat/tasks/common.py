@@ -172,16 +172,21 @@ def task_data_dir(cache_dir: str | os.PathLike | None = None) -> Path:
 
 def hub_file(repo: str, path: str, cache_dir: str | os.PathLike | None = None, revision: str = "main") -> Path:
     "The local copy of file `path` of hub dataset `repo`, downloaded once (atomically) into the task data dir."
-    from nanochat.download import download_file  # lazy: the offline path needs no network code
+    from nanochat.download import check_relative_path, download_file  # lazy: the offline path needs no network code
+    for what, part in (("repo", repo), ("revision", revision), ("path", path)):
+        check_relative_path(part, f"hub file {what}")   # never a file outside the cache
     url = f"{hub_endpoint()}/datasets/{repo}/resolve/{revision}/{path}"
     return download_file(url, task_data_dir(cache_dir) / "hub" / repo / revision / path, retries=3)
 
 def hub_list(repo: str, folder: str, cache_dir: str | os.PathLike | None = None, revision: str = "main") -> list[str]:
     "The paths of the files in `folder` of hub dataset `repo`, from the hub's tree API (the listing is cached too)."
-    from nanochat.download import download_file
+    from nanochat.download import check_relative_path, download_file
+    for what, part in (("repo", repo), ("revision", revision), ("folder", folder)):
+        check_relative_path(part, f"hub listing {what}")
     url = f"{hub_endpoint()}/api/datasets/{repo}/tree/{revision}/{folder}"
     listing = download_file(url, task_data_dir(cache_dir) / "hub" / repo / revision / ".tree" / f"{folder}.json", retries=3)
-    return sorted(e["path"] for e in json.loads(listing.read_text()) if e.get("type") == "file")
+    return sorted(check_relative_path(e["path"], f"the hub's listing of {repo}/{folder} has an entry")
+                  for e in json.loads(listing.read_text()) if e.get("type") == "file")
 
 def read_parquet(path: str | os.PathLike) -> list[dict]:
     "All rows of a parquet file as dicts."
