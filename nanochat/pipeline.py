@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
 import os
 import re
 import shlex
@@ -141,13 +142,17 @@ def coerce_param(name: str, value, default):
         raise bad()
     if kind is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
+            f = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value.replace("_", ""))
+                f = float(value.replace("_", ""))
             except ValueError:
                 raise bad() from None
-        raise bad()
+        else:
+            raise bad()
+        if not math.isfinite(f):  # nan compares false with every bound, inf overflows every schedule
+            raise bad(" (not a finite number)")
+        return f
     if kind is str:
         return str(value)
     return value  # lists, dicts...: passed as given
@@ -710,7 +715,7 @@ def main(argv: list[str] | None = None) -> int:
                     v = prof.get(spec.name, {}).get(k, prof.get("common", {}).get(k, d["default"]))
                     print(f"    {k} = {v!r}  # {d['help']}")
             return 0
-        launch = Launch(args.nproc or _default_nproc(), args.nnodes, args.node_rank, args.master_addr, args.master_port)
+        launch = Launch(_default_nproc() if args.nproc is None else args.nproc, args.nnodes, args.node_rank, args.master_addr, args.master_port)
         if launch.nproc < 1 or launch.nnodes < 1 or not 0 <= launch.node_rank < launch.nnodes:
             raise ValueError("`--nproc` and `--nnodes` must be >= 1 and `--node-rank` in [0, nnodes)")
         plan = make_plan(args.stages, args.profile, args.param, args.base_dir, args.run, launch, nbs=args.nbs_dir)
