@@ -22,11 +22,11 @@ from .common import get_base_dir
 from .training import hms
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_NAMES', 'PROFILES', 'DATA_STAGES', 'Stage', 'upstream', 'nbs_dir', 'read_parameters', 'coerce_param',
-           'default_profile', 'parse_overrides', 'resolve_params', 'Launch', 'stage_command', 'failing_cell',
-           'failure_message', 'StageFailed', 'child_env', 'run_stage', 'stage_outputs', 'stage_done', 'stage_stale',
-           'data_commands', 'eval_bundle_command', 'Plan', 'make_plan', 'run_pipeline', 'bench_real_params',
-           'bench_notebooks', 'bench_params', 'run_bench', 'main']
+__all__ = ['STAGES', 'STAGE_NAMES', 'PROFILES', 'SPEEDRUN_NODE', 'DATA_STAGES', 'Stage', 'upstream', 'nbs_dir', 'read_parameters',
+           'coerce_param', 'default_profile', 'parse_overrides', 'resolve_params', 'Launch', 'stage_command',
+           'failing_cell', 'failure_message', 'StageFailed', 'cells_ran', 'child_env', 'run_stage', 'stage_outputs',
+           'stage_done', 'stage_stale', 'data_commands', 'eval_bundle_command', 'Plan', 'make_plan', 'run_pipeline',
+           'bench_real_params', 'bench_notebooks', 'bench_params', 'run_bench', 'main']
 
 # %% ../nbs/15_pipeline.ipynb #da533e96
 @dataclass
@@ -172,7 +172,8 @@ _GPU_CHAT = {
                  "val_tasks": "smoltalk", "metric_tasks": "mmlu,arc_easy", "device_batch_size": 4,
                  "target_examples_per_step": 32, "num_epochs": 1, "num_iterations": -1, "init_lr_frac": 0.02,
                  "eval_every": 100, "eval_steps": 100, "eval_metrics_every": 200, "eval_metrics_max_problems": 1024},
-    # GSM8K train, 16 prompts x 16 samples per step (speedrun.sh leaves this stage commented out; we run it)
+    # GSM8K train, 16 prompts x 16 samples per step (speedrun.sh leaves this stage commented out; we run it:
+    # with its chat evaluation ~1h15m more than the reference's 3h51m, see the Profiles section)
     "chat_rl": {"task": "gsm8k", "train_problems": -1, "examples_per_step": 16, "num_samples": 16, "device_batch_size": 8,
                 "max_new_tokens": 256, "temperature": 1.0, "top_k": 50, "num_epochs": 1, "num_iterations": -1,
                 "init_lr_frac": 0.05, "eval_every": 60, "eval_examples": 400, "eval_k": 8, "save_every": 60},
@@ -223,7 +224,7 @@ PROFILES: dict[str, dict] = {
         "base_train": {"depth": 20, "total_batch_size": 524_288, "num_iterations": -1, "target_param_data_ratio": 20.0,
                        "matrix_lr": 0.02, "embedding_lr": 0.2, "unembedding_lr": 0.004, "grad_clip": 1.0,
                        "eval_every": 250, "eval_tokens": 20 * 524_288, "core_metric_every": 2000,
-                       "core_metric_max_per_task": 500, "sample_every": 2000, "compile": True, "log_every": 1},
+                       "core_metric_max_per_task": 500, "sample_every": 2000, "save_every": 2000, "compile": True, "log_every": 1},
         "base_loss": {"split_tokens": 20 * 524_288},
         "base_eval": {"max_per_task": -1},
         **_GPU_CHAT,
@@ -235,20 +236,42 @@ PROFILES: dict[str, dict] = {
         "base_train": {"depth": 32, "total_batch_size": 524_288, "num_iterations": -1, "target_param_data_ratio": 20.0,
                        "matrix_lr": 0.02, "embedding_lr": 0.2, "unembedding_lr": 0.004, "grad_clip": 1.0,
                        "eval_every": 250, "eval_tokens": 20 * 524_288, "core_metric_every": 2000,
-                       "core_metric_max_per_task": 500, "sample_every": 2000, "compile": True, "log_every": 1},
+                       "core_metric_max_per_task": 500, "sample_every": 2000, "save_every": 2000, "compile": True, "log_every": 1},
         "base_loss": {"split_tokens": 20 * 524_288},
         "base_eval": {"max_per_task": -1},
         **_GPU_CHAT,
     },
 }
 
-def default_profile() -> str:
-    "`speedrun` when a CUDA GPU is present, else `cpu`."
+SPEEDRUN_NODE = (8, 80e9)  # what the speedrun is sized for: 8 GPUs of 80 GB (8xH100)
+
+def _cuda_gpus() -> list[tuple[str, int]]:
+    "(name, bytes of memory) of each CUDA GPU; empty without CUDA."
     try:
         import torch
-        return "speedrun" if torch.cuda.is_available() else "cpu"
     except ImportError:
+        return []
+    if not torch.cuda.is_available():
+        return []
+    return [(p.name, p.total_memory) for p in map(torch.cuda.get_device_properties, range(torch.cuda.device_count()))]
+
+def default_profile(gpus: list[tuple[str, int]] | None = None) -> str:
+    "`cpu` without CUDA, `speedrun` on >= 8 GPUs of >= 80 GB; on any other GPU node a ValueError naming the flags to use."
+    gpus = _cuda_gpus() if gpus is None else gpus
+    if not gpus:
         return "cpu"
+    n, mem = len(gpus), min(m for _, m in gpus)
+    if n >= SPEEDRUN_NODE[0] and mem >= SPEEDRUN_NODE[1]:
+        return "speedrun"
+    batch = 32  # the speedrun's device_batch_size; activations scale with it, ~8 GB of weights and optimizer state do not
+    while batch > 1 and 8e9 + batch * (SPEEDRUN_NODE[1] - 8e9) / 32 > mem:
+        batch //= 2
+    raise ValueError(
+        f"this node has {n} GPU(s) ({gpus[0][0]}, {mem / 1e9:.0f} GB); the speedrun profile is sized for "
+        f"{SPEEDRUN_NODE[0]} GPUs of {SPEEDRUN_NODE[1] / 1e9:.0f} GB and downloads ~24 GB of shards, so choose a profile "
+        f"yourself: `bash run_all.sh --profile speedrun -p device_batch_size {batch}` (the same model, the same total "
+        f"batch through gradient accumulation: at best {SPEEDRUN_NODE[0] / n:.0f}x the 8xH100 time of ~4 h), "
+        f"or `bash run_all.sh --profile cpu` (the tiny run); `python -m nanochat.gpu_check` measures this GPU first")
 
 # %% ../nbs/15_pipeline.ipynb #c7be9f06
 def parse_overrides(pairs: list[tuple[str, str]] | None) -> tuple[dict, dict]:
@@ -318,7 +341,10 @@ def stage_command(notebook: str | os.PathLike, out_nb: str | os.PathLike, log_di
     other = log_dir / f"{out_nb.stem}.rank"
     pm = [py, "-m", "papermill", str(notebook), '"$out"', "-k", "python3", "--log-output",
           "--cwd", str(notebook.parent), *_param_args(params)]
-    script = (f'if [ "${{RANK:-0}}" = "0" ]; then out={shlex.quote(str(out_nb))}; '
+    # kernels of one node start half a second apart: jupyter_client picks a free port by binding and releasing it,
+    # and eight kernels starting at once can pick the same one (papermill issue #511)
+    stagger = 'sleep "$(( ${LOCAL_RANK:-0} / 2 )).$(( ${LOCAL_RANK:-0} % 2 * 5 ))"; '
+    script = stagger + (f'if [ "${{RANK:-0}}" = "0" ]; then out={shlex.quote(str(out_nb))}; '
               f'else out={shlex.quote(str(other))}"$RANK".ipynb; fi; exec '
               + " ".join(a if a == '"$out"' else shlex.quote(a) for a in pm))
     if launch.nnodes > 1:
@@ -374,12 +400,25 @@ _NOISE = re.compile(r"^(\[default\d+\]:)?\s*$|^(\[default\d+\]:)?(Executing Cell
 class StageFailed(RuntimeError):
     "A stage notebook failed on some rank; the message names the cell and the executed notebook."
 
+def cells_ran(notebooks: list[Path]) -> bool:
+    "True if any of these executed notebooks ran a code cell (papermill records its execution count)."
+    for nb in notebooks:
+        try:
+            cells = json.loads(Path(nb).read_text()).get("cells", [])
+        except (OSError, ValueError):
+            continue  # never written: its kernel did not start
+        if any(c.get("cell_type") == "code" and c.get("execution_count") for c in cells):
+            return True
+    return False
+
 def child_env(base_dir: str | os.PathLike, nproc: int) -> dict:
     "Environment for a stage's processes: the base dir, the pipeline marker, unbuffered output, no test mode."
     # NANOCHAT_PIPELINE=1 tells stage_base_dir to write the real base dir (anyone else gets a scratch dir)
     env = {**os.environ, "NANOCHAT_BASE_DIR": str(base_dir), "NANOCHAT_PIPELINE": "1", "PYTHONUNBUFFERED": "1"}
     for k in ("IN_TEST", "MPLBACKEND", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
+    # grow CUDA memory segments instead of fragmenting fixed ones: the d20 speedrun peaks near 80 GB
+    env.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
     if nproc > 1 and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = "1"  # torchrun's default; our notebooks set torch's threads themselves
     return env
@@ -389,22 +428,25 @@ def run_stage(stage: str, notebook: Path, run_dir: Path, params: dict, launch: L
     "Run one stage notebook under torchrun; returns its wall time in seconds, raises StageFailed."
     out_nb, log_dir = run_dir / f"{stage}.ipynb", run_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    for old in [out_nb, *log_dir.glob(f"{stage}.rank*.ipynb")]:
-        old.unlink(missing_ok=True)
     cmd = stage_command(notebook, out_nb, log_dir, params, launch)
     t0 = time.time()
-    proc = subprocess.Popen(cmd, env=child_env(base_dir, launch.nproc), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, errors="replace")
-    for line in proc.stdout:  # rank 0's output (tee'd by torchrun), without papermill's cell markers
-        if not quiet and not _NOISE.match(line):
-            print(line, end="", flush=True)
-    proc.wait()
-    dt = time.time() - t0
-    if proc.returncode != 0:
+    for attempt in (1, 2):  # a second try only when no cell ran (a kernel that did not start)
+        for old in [out_nb, *log_dir.glob(f"{stage}.rank*.ipynb")]:
+            old.unlink(missing_ok=True)
+        proc = subprocess.Popen(cmd, env=child_env(base_dir, launch.nproc), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, errors="replace")
+        for line in proc.stdout:  # rank 0's output (tee'd by torchrun), without papermill's cell markers
+            if not quiet and not _NOISE.match(line):
+                print(line, end="", flush=True)
+        proc.wait()
+        if proc.returncode == 0:
+            return time.time() - t0
         notebooks = [out_nb] + sorted(log_dir.glob(f"{stage}.rank*.ipynb"))
+        if attempt == 1 and not cells_ran(notebooks):
+            print(f"[pipeline] {stage} failed before any cell ran (exit code {proc.returncode}): retrying once", flush=True)
+            continue
         logs = sorted((log_dir / stage).rglob("stderr.log"))
         raise StageFailed(failure_message(stage, notebooks, logs) + f"\n  (torchrun exit code {proc.returncode}, logs in {log_dir})")
-    return dt
 
 # %% ../nbs/15_pipeline.ipynb #9f472227
 _CHECKPOINT_DIRS = {"base_train": "base_checkpoints", "mid_train": "mid_checkpoints", "chat_sft": "chatsft_checkpoints",
@@ -564,6 +606,10 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
                 now, later = data_commands(PROFILES[plan.profile], plan.base_dir)
                 for c in now:
                     say(f"data: {shlex.join(c)}") if dry_run else _run_cmd(c, env, "data preparation")
+                source = PROFILES[plan.profile]["data"].get("source", "embedded")
+                bundle = eval_bundle_command(plan.base_dir, source) if source != "embedded" else None
+                if bundle:  # the real CORE bundle now: base_train's periodic CORE would otherwise score the offline one
+                    say(f"CORE bundle: {shlex.join(bundle)}") if dry_run else _run_cmd(bundle, env, "CORE bundle")
                 if later:
                     if dry_run:
                         say(f"data (background): {shlex.join(later)}")
