@@ -11,7 +11,7 @@ import torch.distributed as dist
 from .common import autocast_ctx, dist_rank_world
 
 # %% auto #0
-__all__ = ['CHAT_BASELINES', 'run_categorical', 'run_generative', 'chatcore']
+__all__ = ['CHAT_BASELINES', 'run_categorical', 'run_generative', 'paired_gain', 'chatcore']
 
 # %% ../nbs/18a_chat_eval.ipynb #7077d09d
 def _reduce_counts(passed: int, total: int, device) -> tuple[int, int]:
@@ -67,7 +67,7 @@ def _completion(tokens: list[int], prompt: list[int]) -> list[int]:
 def run_generative(engine, tokenizer, task, num_samples: int = 1, max_new_tokens: int = 256, temperature: float = 0.0,
                    top_k: int | None = 50, batch_size: int = 8, max_problems: int | None = None, seed: int = 42,
                    problems: list[int] | None = None) -> dict:
-    "{'accuracy', 'pass@1'.., 'passed', 'total', 'samples'} of sampled completions judged by `task.evaluate`."
+    "{'accuracy', 'pass@1'.., 'passed', 'total', 'samples', 'outcomes'} of sampled completions judged by `task.evaluate`."
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"`num_samples` and `batch_size` must be >= 1; got {num_samples}, {batch_size}")
     rank, world = dist_rank_world()
@@ -101,8 +101,20 @@ def run_generative(engine, tokenizer, task, num_samples: int = 1, max_new_tokens
     for k in range(1, num_samples + 1):
         passed, total = _reduce_counts(sum(any(o[:k]) for o in outcomes), len(outcomes), device)
         out[f"pass@{k}"] = passed / total if total else float("nan")
-    out.update(accuracy=out[f"pass@{num_samples}"], passed=passed, total=total, samples=samples)
+    out.update(accuracy=out[f"pass@{num_samples}"], passed=passed, total=total, samples=samples,
+               outcomes=outcomes)  # outcomes: this rank's problems, in order, one bool per sample
     return out
+
+# %% ../nbs/18a_chat_eval.ipynb #a86928ce
+def paired_gain(before: list[bool], after: list[bool]) -> dict:
+    "Accuracy before and after on the same problems, the gain, and its standard error from the paired differences."
+    if len(before) != len(after) or len(before) < 2:
+        raise ValueError(f"need two equally long outcome lists of >= 2 problems; got {len(before)} and {len(after)}")
+    n = len(before)
+    d = [float(a) - float(b) for a, b in zip(after, before)]
+    gain = sum(d) / n
+    se = (sum((x - gain) ** 2 for x in d) / (n - 1) / n) ** 0.5
+    return {"before": sum(map(bool, before)) / n, "after": sum(map(bool, after)) / n, "gain": gain, "se": se, "n": n}
 
 # %% ../nbs/18a_chat_eval.ipynb #a182120a
 CHAT_BASELINES = {"ARC-Easy": 0.25, "ARC-Challenge": 0.25, "MMLU": 0.25, "GSM8K": 0.0, "HumanEval": 0.0,

@@ -14,12 +14,12 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from .chat_web import RequestError, TextStream, prompt_tokens, reply_tokens
-from .checkpoint import load_model
-from .common import autodetect_device_type
+from .checkpoint import CHECKPOINT_SOURCES, find_largest_model, find_last_step, load_model
+from .common import autodetect_device_type, get_base_dir
 from .engine import Engine
 
 # %% auto #0
-__all__ = ['SOURCES', 'load_chat_model', 'render_transcript', 'ChatWidget']
+__all__ = ['SOURCES', 'load_chat_model', 'render_transcript', 'ChatWidget', 'trained_source']
 
 # %% ../nbs/80_chat.ipynb #cadaf09d
 SOURCES = ("base", "mid", "sft", "rl")
@@ -164,3 +164,16 @@ class ChatWidget:
             parts.append({"type": kind, "text": text})
         self.transcript.value = render_transcript(self.messages)
         self.updates += 1
+
+# %% ../nbs/80_chat.ipynb #321097fa
+def trained_source(base_dir: str | Path | None = None) -> str | None:
+    "The most trained chat checkpoint in `base_dir`: 'rl', else 'sft', else 'mid'; None when there is none."
+    base = Path(base_dir) if base_dir else get_base_dir()
+    for source in ("rl", "sft", "mid"):
+        folder = base / CHECKPOINT_SOURCES[source]
+        try:
+            find_last_step(folder / find_largest_model(folder))
+            return source
+        except FileNotFoundError:
+            continue
+    return None
