@@ -9,6 +9,7 @@
 #                                   test options (`bash run_all.sh test --help`)
 #   bash run_all.sh bench           set up, then the benchmark notebooks at real sizes
 #   bash run_all.sh setup           only the set-up
+#   bash run_all.sh gpu-check       set up, then the one-GPU check of the speedrun model (python -m nanochat.gpu_check)
 #   bash run_all.sh [--profile P] [stage ...] [-p name value ...] [--dry-run] [--force]
 #                                   pipeline options, handled by `python -m nanochat.pipeline`
 #
@@ -81,6 +82,9 @@ EOF
     if [ ! -f "$VENV/share/jupyter/kernels/python3/kernel.json" ]; then
         "$PY" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
     fi
+    # A GPU that nvidia-smi sees but torch cannot use (driver older than torch's CUDA build) must not fall back
+    # to the cpu profile on a paid node: stop here with the driver and CUDA versions and how to fix it.
+    "$PY" -m nanochat.gpu_check --driver-only || die "torch cannot use this machine's GPU (see the message above)"
     say "set-up done in $((SECONDS - t0)) s ($VENV)"
 }
 
@@ -245,11 +249,13 @@ run_pipeline() {
 cmd="${1:-}"
 case "$cmd" in
     -h|--help|help)
-        sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     setup)
         setup ;;
     test)
         shift; parse_test_args "$@"; setup; run_tests ;;
+    gpu-check)
+        shift; setup; exec "$PY" -m nanochat.gpu_check "$@" ;;
     *)
         setup; run_pipeline "$@" ;;
 esac
