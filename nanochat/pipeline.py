@@ -638,7 +638,8 @@ def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict
     finally:
         if background is not None and background.poll() is None:
             background.terminate()
-        if not dry_run and results:  # stage times of this run dir, kept across resumed runs
+        if not dry_run and results and plan.launch.node_rank == 0:  # stage times of this run dir, kept across
+            # resumed runs; node 0's alone, as nodes sharing a disk would write the file at once
             tfile = plan.run_dir / "timings.json"
             old = json.loads(tfile.read_text()) if tfile.exists() else {}
             old.update({k: v for k, v in results.items() if isinstance(v, float)})
