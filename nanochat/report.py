@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import re
@@ -19,9 +20,10 @@ import torch
 from .common import atomic_write, get_base_dir, get_dist_info
 
 # %% auto #0
-__all__ = ['TIME_FORMAT', 'SECTION_ORDER', 'CHAT_METRICS', 'SUMMARY_METRICS', 'SUMMARY_COLUMNS', 'SUMMARY_ROWS', 'get_git_info',
-           'get_hardware_info', 'generate_header', 'slugify', 'render_section', 'parse_section', 'summary_table',
-           'Report', 'DummyReport', 'get_report', 'main']
+__all__ = ['TIME_FORMAT', 'SECTION_ORDER', 'CHAT_METRICS', 'SKILL_METRICS', 'SUMMARY_METRICS', 'SUMMARY_COLUMNS', 'SUMMARY_ROWS',
+           'EXPECTED', 'get_git_info', 'get_hardware_info', 'generate_header', 'slugify', 'render_section',
+           'parse_section', 'summary_values', 'summary_table', 'health_checks', 'health_lines', 'Report', 'DummyReport',
+           'get_report', 'main']
 
 # %% ../nbs/14_report.ipynb #e5324419
 def _run(cmd: list[str], cwd: str | os.PathLike | None = None) -> str | None:
@@ -135,6 +137,7 @@ SECTION_ORDER = ["Tokenizer training", "Tokenizer evaluation", "Base model train
 
 # (row, column, section, candidate keys)
 CHAT_METRICS = ["ARC-Easy", "ARC-Challenge", "MMLU", "GSM8K", "HumanEval", "SpellingBee", "ChatCORE"]
+SKILL_METRICS = ["Arithmetic", "LetterCount", "TwoStep"]  # the cpu profile's skills (chapter 13e)
 SUMMARY_METRICS = [
     ("CORE", "base", "Base model evaluation", ["CORE metric", "CORE"]),
     *[(m, phase, f"Chat evaluation {phase}", [m]) for m in CHAT_METRICS for phase in ("mid", "sft", "rl")],
@@ -144,23 +147,62 @@ SUMMARY_METRICS = [
     ("val bpb", "mid", "Midtraining", ["Minimum validation bpb", "Final validation bpb"]),
     ("RL task pass@1", "sft", "Chat RL", ["pass@1 before"]),
     ("RL task pass@1", "rl", "Chat RL", ["pass@1 after"]),
+    *[(m, phase, f"Chat evaluation {phase}", [m]) for m in SKILL_METRICS for phase in ("mid", "sft", "rl")],
+    ("RL gain (greedy)", "rl", "Chat RL", ["Greedy pass@1 gain"]),
+    ("RL gain / its SE", "rl", "Chat RL", ["Greedy pass@1 gain / SE"]),
 ]
 SUMMARY_COLUMNS = ["base", "mid", "sft", "rl"]
 SUMMARY_ROWS = ["CORE", *CHAT_METRICS]  # always shown (with - where a stage did not run); other rows when measured
 
-def summary_table(sections: dict[str, dict[str, str]]) -> str:
-    "Markdown table of SUMMARY_METRICS in `sections` ({title: parsed section}): a column per phase, `-` = not measured."
+def summary_values(sections: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    "{row: {column: value}} of SUMMARY_METRICS found in `sections` ({title: parsed section}); required rows always present."
     rows: dict[str, dict[str, str]] = {r: {} for r in SUMMARY_ROWS}
     for row, col, section, keys in SUMMARY_METRICS:
         parsed = sections.get(section, {})
         value = next((parsed[k] for k in keys if k in parsed), None)
         if value is not None:
             rows.setdefault(row, {})[col] = value
+    return rows
+
+def summary_table(sections: dict[str, dict[str, str]], marks: dict | None = None) -> str:
+    "Markdown table of SUMMARY_METRICS in `sections`: a column per phase, `-` = not measured; `marks` {(row, col): '✓'}."
+    rows, marks = summary_values(sections), marks or {}
+    for (row, col), mark in marks.items():
+        if col in rows.get(row, {}):
+            rows[row][col] = f"{rows[row][col]} {mark}"
     cols = SUMMARY_COLUMNS
     out = ["| Metric | " + " | ".join(c.upper() for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
     out += [f"| {name} | " + " | ".join(vals.get(c, "-") for c in cols) + " |" for name, vals in rows.items()
             if vals or name in SUMMARY_ROWS]
     return "\n".join(out) + "\n"
+
+# %% ../nbs/14_report.ipynb #fb6d3514
+# (row, column) -> (low, high): the range of a healthy run's figure; None = no bound on that side
+EXPECTED = {"cpu": {("val bpb", "base"): (None, 1.70), ("Arithmetic", "sft"): (0.95, None),
+                    ("LetterCount", "sft"): (0.80, None), ("TwoStep", "sft"): (0.20, 0.70),
+                    ("RL gain (greedy)", "rl"): (0.10, None), ("RL gain / its SE", "rl"): (3.0, None)}}
+
+def health_checks(sections: dict[str, dict[str, str]], expected: dict) -> list[dict]:
+    "One check per expected figure: {'row', 'column', 'value', 'low', 'high', 'ok'}; a missing figure is not ok."
+    rows, out = summary_values(sections), []
+    for (row, col), (low, high) in expected.items():
+        raw = rows.get(row, {}).get(col)
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            value = None
+        ok = value is not None and (low is None or value >= low) and (high is None or value <= high)
+        out.append({"row": row, "column": col, "value": value, "low": low, "high": high, "ok": ok})
+    return out
+
+def health_lines(checks: list[dict]) -> str:
+    "The checks as markdown bullets, e.g. '- ✓ Arithmetic (sft): 0.9688, expected >= 0.95'."
+    def rng(c):
+        return " and ".join(s for s in (f">= {c['low']}" if c["low"] is not None else "",
+                                        f"<= {c['high']}" if c["high"] is not None else "") if s)
+    return "".join(f"- {'✓' if c['ok'] else '✗'} {c['row']} ({c['column']}): "
+                   f"{'not measured' if c['value'] is None else format(c['value'], '.4f')}, expected {rng(c)}\n"
+                   for c in checks)
 
 # %% ../nbs/14_report.ipynb #1abadb11
 class Report:
@@ -187,15 +229,15 @@ class Report:
 
     def reset(self) -> Path:
         "Start a new run: remove the sections and report.md, write header.md with the start time."
-        for p in self.report_dir.glob("*.md"):
-            p.unlink()
+        for p in [*self.report_dir.glob("*.md"), self.report_dir / "health.json"]:
+            p.unlink(missing_ok=True)
         path = self.report_dir / "header.md"
         with atomic_write(path) as tmp:
             tmp.write_text(generate_header() + f"Run started: {_now()}\n\n---\n\n")
         return path
 
-    def generate(self) -> Path:
-        "Assemble header, sections and the summary table (with total wall-clock time) into report.md."
+    def generate(self, expected: dict | None = None) -> Path:
+        "Assemble header, sections and the summary table (with total wall-clock time) into report.md; `expected`: health ranges."
         header = self.report_dir / "header.md"
         parts = [header.read_text() if header.exists() else generate_header() + "(no header: `reset` was not called)\n\n"]
         start = _find_time(parts[0], "Run started:")
@@ -206,7 +248,15 @@ class Report:
             title = text.splitlines()[0].removeprefix("## ").strip() if text else p.stem
             parsed[title] = parse_section(text)
             end = _find_time(text, "timestamp:") or end
-        parts += ["## Summary\n\n", summary_table(parsed), "\n"]
+        checks = health_checks(parsed, expected) if expected else []
+        marks = {(c["row"], c["column"]): "✓" if c["ok"] else "✗" for c in checks}
+        parts += ["## Summary\n\n", summary_table(parsed, marks), "\n"]
+        if checks:
+            healthy = all(c["ok"] for c in checks)
+            parts += [f"Health: {sum(c['ok'] for c in checks)} of {len(checks)} headline figures in a healthy run's range "
+                      f"{'✓' if healthy else '✗'}\n\n", health_lines(checks), "\n"]
+            with atomic_write(self.report_dir / "health.json") as tmp:
+                tmp.write_text(json.dumps({"healthy": healthy, "checks": checks}, indent=1))
         if start and end:
             mins = int((end - start).total_seconds()) // 60
             parts.append(f"Total wall clock time: {mins // 60}h{mins % 60:02d}m\n")
