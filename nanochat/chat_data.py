@@ -8,14 +8,14 @@ from __future__ import annotations
 import random
 import re
 from collections import deque
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 
 # %% auto #0
 __all__ = ['TASK_NAMES', 'SOURCE_STAGE', 'extract_answer', 'ToyMath', 'ToyChoice', 'parse_task_specs', 'build_task',
-           'build_mixture', 'to_device', 'pack_conversations', 'sft_collate', 'sft_batches', 'load_source',
-           'StopOnSignal']
+           'build_mixture', 'local_rank_first', 'to_device', 'pack_conversations', 'sft_collate', 'sft_batches',
+           'load_source', 'StopOnSignal']
 
 # %% ../nbs/18_chat_data.ipynb #8f368c3a
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
@@ -157,6 +157,17 @@ def build_mixture(specs: str, split: str, source: str = "auto", base_dir=None):
     "The mixture of the tasks in `specs` for `split` (one task alone is returned as it is)."
     tasks = [build_task(name, split, n, source, base_dir) for name, n in parse_task_specs(specs)]
     return tasks[0] if len(tasks) == 1 else _Mixture(tasks)
+
+# %% ../nbs/18_chat_data.ipynb #dd636151
+def local_rank_first(fn: Callable, local_rank: int, ddp: bool):
+    "`fn()` on local rank 0 of each node first (it fills the shared download cache), then on the other ranks."
+    import torch.distributed as dist
+    if ddp and local_rank != 0:
+        dist.barrier()  # wait for local rank 0 (rank 0 of every node reaches the same barrier after its build)
+    out = fn()
+    if ddp and local_rank == 0:
+        dist.barrier()
+    return out
 
 # %% ../nbs/18_chat_data.ipynb #501435bd
 def to_device(x: torch.Tensor, device) -> torch.Tensor:

@@ -190,9 +190,18 @@ class Engine:
         return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
     def _cast_model(self) -> nn.Module:
-        "The model with its parameters cast once to the compute dtype, for one call (in fp32, the model itself)."
+        "The model with its parameters cast to the compute dtype, cast again only when a weight changed (fp32: the model)."
         if self.dtype == torch.float32:
             return self.model
+        # an in-place update (optimizer step, load_state_dict) bumps a tensor's _version; a new tensor has a new data_ptr
+        key = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+        if getattr(self, "_cast_key", None) == key:
+            return self._cast
+        self._cast_key, self._cast = key, self._cast_copy()
+        return self._cast
+
+    def _cast_copy(self) -> nn.Module:
+        "A copy of the modules holding cast copies of the parameters, with the buffers shared."
         # a copy of the modules whose parameters are cast copies and whose buffers are shared: the fp32 weights
         # are neither copied nor touched
         memo = {id(p): nn.Parameter(p.detach().to(self.dtype), requires_grad=False) if p.is_floating_point() else p

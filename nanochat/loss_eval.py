@@ -13,7 +13,7 @@ import torch.distributed as dist
 import torch.nn as nn
 
 # %% auto #0
-__all__ = ['evaluate_bpb']
+__all__ = ['NO_FLOAT64', 'accumulator', 'evaluate_bpb']
 
 # %% ../nbs/09_loss_eval.ipynb #0834b651
 def _model_device(model: nn.Module) -> torch.device:
@@ -21,22 +21,29 @@ def _model_device(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
 
+NO_FLOAT64 = {"mps"}  # device types without float64 (Apple's GPUs): sums go to the CPU
+
+def accumulator(device: torch.device) -> tuple[torch.device, torch.dtype]:
+    "(where, dtype) to sum many losses of tensors on `device`: float64 there, else float32 there then float64 on the CPU."
+    return (device, torch.float64) if device.type not in NO_FLOAT64 else (torch.device("cpu"), torch.float32)
+
 @torch.no_grad()
 def evaluate_bpb(model: nn.Module, batches: Iterable, steps: int, token_bytes: torch.Tensor) -> float:
     "Bits per byte of `model` on `steps` batches (summed over all ranks); special and -1 targets excluded."
     device = _model_device(model)
-    total_nats = torch.zeros((), dtype=torch.float64, device=device)
-    total_bytes = torch.zeros((), dtype=torch.int64, device=device)
+    acc_device, loss_dtype = accumulator(device)
+    total_nats = torch.zeros((), dtype=torch.float64, device=acc_device)
+    total_bytes = torch.zeros((), dtype=torch.int64, device=acc_device)
     token_bytes = token_bytes.to(device)
     batch_iter = iter(batches)
     for _ in range(steps):
         x, y = next(batch_iter)[:2]  # the loader also yields its state dict: ignore it
-        loss = model(x, y, loss_reduction="none").reshape(-1).double()  # (B*T,) nats
+        loss = model(x, y, loss_reduction="none").reshape(-1).to(loss_dtype)  # (B*T,) nats
         y = y.reshape(-1)
         valid = y >= 0
         nbytes = torch.where(valid, token_bytes[torch.where(valid, y, 0)], 0)  # (B*T,) bytes, 0 = not counted
-        total_nats += (loss * (nbytes > 0)).sum()
-        total_bytes += nbytes.sum()
+        total_nats += (loss * (nbytes > 0)).sum().to(acc_device).double()  # moved first: MPS has no float64
+        total_bytes += nbytes.sum().to(acc_device)
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.all_reduce(total_nats, op=dist.ReduceOp.SUM)
         dist.all_reduce(total_bytes, op=dist.ReduceOp.SUM)
