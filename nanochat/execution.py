@@ -53,7 +53,7 @@ _DISABLED_OS = ("kill", "killpg", "system", "putenv", "unsetenv", "remove", "rem
 _BLOCKED_MODULES = ("ctypes", "_ctypes", "resource", "_posixsubprocess", "multiprocessing", "psutil", "ipdb",
                     "joblib", "tkinter", "pty")
 
-# %% ../nbs/12_execution.ipynb #48177765
+# %% ../nbs/12_execution.ipynb #52f2dc12
 def _audit_hook(workdir: str, blocked=_BLOCKED_EVENTS, path_events=_PATH_EVENTS, realpath=os.path.realpath):
     "An audit hook refusing `blocked` events, writes outside `workdir`, and path events outside it."
     def inside(path) -> bool:
@@ -97,7 +97,7 @@ def _guard(workdir: str) -> None:
         sys.modules[name] = None  # `import name` now raises ImportError
     sys.addaudithook(_audit_hook(workdir))
 
-# %% ../nbs/12_execution.ipynb #00ac5ce4
+# %% ../nbs/12_execution.ipynb #22788c29
 def _child_main() -> None:
     "The child: read the program from stdin, guard the interpreter, run it; if it returned, copy the nonce to the marker pipe."
     import traceback
@@ -163,7 +163,7 @@ def _remove_stale(parent: Path) -> None:
     except (OSError, ValueError, IndexError):
         pass
 
-# %% ../nbs/12_execution.ipynb #21e4f088
+# %% ../nbs/12_execution.ipynb #6bdb6097
 def _make_cgroup(parent: Path, limits: dict[str, int]) -> Path | None:
     "A new child cgroup of `parent` with `limits` written into it, or None if the machine refuses."
     _remove_stale(parent)
@@ -200,7 +200,7 @@ def _kill_cgroup(path: Path) -> None:
     except OSError:
         pass
 
-# %% ../nbs/12_execution.ipynb #f7e7ad30
+# %% ../nbs/12_execution.ipynb #1c0ccc88
 class _RunCgroup:
     "The cgroups of one run: pids (always) and memory (when `max_bytes` is given), v2 or v1, where the machine lets us."
     def __init__(self, max_pids: int = _MAX_PROCS, max_bytes: int | None = None):
@@ -270,7 +270,7 @@ def _drop_to(uid: int) -> None:
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
 
-# %% ../nbs/12_execution.ipynb #1ca6cd18
+# %% ../nbs/12_execution.ipynb #e8daac25
 def _remove_tree(path: str | Path) -> None:
     "Delete a directory tree of any depth, without recursion and without raising (what resists is left)."
     try:
@@ -312,7 +312,7 @@ def _remove_tree(path: str | Path) -> None:
     except OSError:
         pass
 
-# %% ../nbs/12_execution.ipynb #d4059012
+# %% ../nbs/12_execution.ipynb #1e195a20
 _BWRAP = "bwrap"  # bubblewrap: a name looked up on PATH, or a path
 _NOBODY = 65534  # the uid (and gid) a run started by root drops to
 _SANDBOX_HOME = "/sandbox"  # the program's working directory inside bubblewrap (a tmpfs)
@@ -350,7 +350,7 @@ def _bwrap_argv(bwrap: str) -> tuple[list[str], list[int]]:
         argv += ["--setenv", k, v]
     return argv + ["--chdir", _SANDBOX_HOME], fds
 
-# %% ../nbs/12_execution.ipynb #60d4f0f5
+# %% ../nbs/12_execution.ipynb #442c12fc
 _NOT_ISOLATED = ("execute_code is NOT isolated on this machine: bubblewrap ('bwrap') is missing or cannot create "
                  "namespaces here, so programs run with resource limits and Python-level guards only, which a "
                  "determined program gets around (it can read your files and reach your network). Install it "
@@ -375,7 +375,7 @@ def _isolation() -> tuple[list[str] | None, int | None, list[int]]:
     warnings.warn(_NOT_ISOLATED, RuntimeWarning, stacklevel=3)
     return None, None, []
 
-# %% ../nbs/12_execution.ipynb #8a6e3202
+# %% ../nbs/12_execution.ipynb #701f2d0a
 def sandbox_features() -> dict[str, bool]:
     "Which protection layers execute_code has on this machine."
     argv, uid, _ = _isolation()
@@ -423,7 +423,7 @@ def _launch(root: Path, out, err, marker_w: int, nonce_r: int, maximum_memory_by
                                 env=_child_env(_SANDBOX_HOME if bwrap else str(work)), pass_fds=(marker_w, nonce_r, *fds),
                                 start_new_session=True, preexec_fn=preexec)
 
-# %% ../nbs/12_execution.ipynb #65b3645a
+# %% ../nbs/12_execution.ipynb #216e8db9
 def _wait(proc: subprocess.Popen, timeout: float, cgroup: _RunCgroup) -> bool:
     "Wait at most `timeout` s, then kill the process group and the cgroups whatever happened; True on timeout."
     try:
@@ -439,7 +439,7 @@ def _wait(proc: subprocess.Popen, timeout: float, cgroup: _RunCgroup) -> bool:
     cgroup.kill_all()  # anything that left the process group
     return timed_out
 
-# %% ../nbs/12_execution.ipynb #0b9bc65c
+# %% ../nbs/12_execution.ipynb #da521c8c
 def _describe_failure(returncode: int, stderr: str, out_full: bool) -> str:
     "A few words on why a run failed."
     if out_full:
@@ -481,7 +481,7 @@ def _run(root: Path, timeout: float, maximum_memory_bytes: int | None, guard: bo
         status = 128 - status  # bubblewrap reports "killed by signal N" as 128 + N, as a shell does
     return marker == nonce, timed_out, status
 
-# %% ../nbs/12_execution.ipynb #f2b45f0d
+# %% ../nbs/12_execution.ipynb #15222b5f
 def _execute(code: str, timeout: float, maximum_memory_bytes: int | None, guard: bool = True) -> ExecutionResult:
     "execute_code, with the Python guard optional (`guard=False` tests the OS layers alone)."
     if not isinstance(code, str):
@@ -512,7 +512,7 @@ def _execute(code: str, timeout: float, maximum_memory_bytes: int | None, guard:
         error = _describe_failure(returncode, stderr, out_full)
     return ExecutionResult(success, stdout, stderr, error, timed_out, memory_exceeded and not success)
 
-# %% ../nbs/12_execution.ipynb #6787acf0
+# %% ../nbs/12_execution.ipynb #38a30901
 def execute_code(code: str, timeout: float = 5.0, maximum_memory_bytes: int | None = 256 * 1024 ** 2) -> ExecutionResult:
     "Run a Python program in a sandboxed child process; success means it returned without an exception."
     return _execute(code, timeout, maximum_memory_bytes, guard=True)
