@@ -41,9 +41,22 @@ EOF
     command -v cargo >/dev/null 2>&1 || die "no 'cargo' found: the tokenizer (rustbpe/) is written in Rust. Install a Rust toolchain without root: 'curl https://sh.rustup.rs -sSf | sh' (then open a new shell), or 'apt-get install cargo'."
 }
 
+ensure_bubblewrap() {   # the code-execution sandbox (nbs/12_execution) runs programs under bubblewrap
+    command -v bwrap >/dev/null 2>&1 && return 0
+    [ "$(uname -s)" = Linux ] || { say "note: no bubblewrap on $(uname -s): code execution runs with Python guards only (not isolated)"; return 0; }
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        say "installing bubblewrap (apt-get install bubblewrap) for the code-execution sandbox"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap) >/dev/null 2>&1 \
+            || say "warning: apt-get install bubblewrap failed: code execution will not be isolated"
+    else
+        say "note: bubblewrap ('bwrap') is missing: code execution will not be isolated. Install it: sudo apt-get install bubblewrap (Debian/Ubuntu), sudo dnf install bubblewrap (Fedora)"
+    fi
+}
+
 setup() {
     local t0=$SECONDS
     check_tools
+    ensure_bubblewrap
     if [ ! -x "$PY" ]; then
         say "creating the virtual environment $VENV"
         "${PYTHON:-python3}" -m venv "$VENV" || die "could not create $VENV"
