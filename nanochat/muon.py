@@ -16,7 +16,7 @@ from torch import Tensor
 from .common import compute_dtype, dist_rank_world
 
 # %% auto #0
-__all__ = ['NS_COEFFS', 'ns_dtype', 'zeropower_via_newtonschulz5', 'get_muon_momentum', 'Muon', 'DistMuon']
+__all__ = ['NS_COEFFS', 'ns_dtype', 'zeropower_via_newtonschulz5', 'newton_schulz', 'get_muon_momentum', 'Muon', 'DistMuon']
 
 # %% ../nbs/06_muon.ipynb #b4ba7de1
 NS_COEFFS = (3.4445, -4.7750, 2.0315)  # (a, b, c) of the quintic, from Keller Jordan's Muon
@@ -47,6 +47,17 @@ def zeropower_via_newtonschulz5(G: Tensor, steps: int, dtype: torch.dtype | None
         X = X.mT
     return X
 
+# %% ../nbs/06_muon.ipynb #489dd6bf
+@functools.lru_cache(maxsize=None)
+def _compiled_ns():
+    return torch.compile(zeropower_via_newtonschulz5)
+
+def newton_schulz(G: Tensor, steps: int, compiled: bool | None = None) -> Tensor:
+    "`zeropower_via_newtonschulz5` in `ns_dtype`, through torch.compile on CUDA (as the reference) or if `compiled`."
+    if G.is_cuda if compiled is None else compiled:
+        return _compiled_ns()(G, steps, ns_dtype(G.device))
+    return zeropower_via_newtonschulz5(G, steps, ns_dtype(G.device))
+
 # %% ../nbs/06_muon.ipynb #0eb22bb8
 def get_muon_momentum(step: int, warmup_steps: int = 300, start: float = 0.85, end: float = 0.95) -> float:
     "Muon's momentum at `step`: linear from `start` to `end` over `warmup_steps`, then constant."
@@ -69,7 +80,7 @@ def _muon_update(p: Tensor, g: Tensor, state: dict, group: dict) -> None:
     momentum = group["momentum"]
     buf.lerp_(g, 1 - momentum)                                  # B <- mu B + (1 - mu) G
     g = g.lerp(buf, momentum) if group["nesterov"] else buf     # G' = (1 - mu) G + mu B
-    update = zeropower_via_newtonschulz5(g, steps=group["ns_steps"])
+    update = newton_schulz(g, group["ns_steps"])
     scale = max(1.0, p.size(-2) / p.size(-1)) ** 0.5
     p.add_(update.to(p.dtype), alpha=-group["lr"] * scale)
 
