@@ -19,6 +19,7 @@ from torch import nn
 
 from .common import compute_dtype
 from .gpt import KVCache
+from .loss_eval import NO_FLOAT64
 
 # %% auto #0
 __all__ = ['MIN_TEMPERATURE', 'use_calculator', 'sample_next_token', 'Engine']
@@ -103,10 +104,12 @@ def sample_next_token(logits: torch.Tensor, rng: torch.Generator | None, tempera
 def _draw(probs: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
     "One index per row of probs (B, K) -> (B, 1), by inverting the cumulative distribution at one uniform draw per row."
     # NaN, inf or negative entries (from NaN or infinite logits) carry no mass; a row with none at all draws index 0
-    probs = torch.nan_to_num(probs.double(), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0.0)
-    cdf = probs.cumsum(-1)  # float64: the running sum of K terms is exact to ~K * 1e-16
+    # float64 where the device has it: the running sum of K terms is exact to ~K * 1e-16; float32 on MPS (~K * 6e-8)
+    acc = torch.float32 if probs.device.type in NO_FLOAT64 else torch.float64
+    probs = torch.nan_to_num(probs.to(acc), nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0.0)
+    cdf = probs.cumsum(-1)
     total = cdf[:, -1:].contiguous()  # (B, 1)
-    u = torch.rand(probs.size(0), 1, generator=rng, dtype=torch.float64, device=probs.device) * total
+    u = torch.rand(probs.size(0), 1, generator=rng, dtype=acc, device=probs.device) * total
     idx = torch.searchsorted(cdf, u, right=True)  # the first index whose cumulative mass exceeds u
     # u * total can round up to total: never step past the last index with mass (the first where cdf reaches total)
     idx = torch.minimum(idx, torch.searchsorted(cdf, total))
