@@ -196,7 +196,7 @@ _CPU_CHAT = {
     "chat_sft": {"train_tasks": "arithmetic:800,letter_count:1600,two_step:200,identity:50",
                  "val_tasks": "arithmetic:32,letter_count:32,two_step:16", "metric_tasks": "",
                  "task_source": "offline", "max_seq_len": 256, "device_batch_size": 8, "target_examples_per_step": 16,
-                 "init_lr_frac": 0.2, "eval_every": 50, "eval_steps": 8, "eval_metrics_every": -1,
+                 "init_lr_frac": 0.2, "eval_every": 50, "eval_steps": 4, "eval_metrics_every": -1,
                  "eval_metrics_max_problems": 64, "log_every": 20},
     # two-step problems: the SFT model solves some, so some samples earn reward and some do not
     "chat_rl": {"task": "two_step", "train_problems": -1, "examples_per_step": 8, "num_samples": 8, "device_batch_size": 8,
