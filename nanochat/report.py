@@ -154,6 +154,7 @@ SUMMARY_METRICS = [
 SUMMARY_COLUMNS = ["base", "mid", "sft", "rl"]
 SUMMARY_ROWS = ["CORE", *CHAT_METRICS]  # always shown (with - where a stage did not run); other rows when measured
 
+# %% ../nbs/14_report.ipynb #14fa8963
 def summary_values(sections: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
     "{row: {column: value}} of SUMMARY_METRICS found in `sections` ({title: parsed section}); required rows always present."
     rows: dict[str, dict[str, str]] = {r: {} for r in SUMMARY_ROWS}
