@@ -149,7 +149,7 @@ SUMMARY_METRICS = [
     ("RL task pass@1", "rl", "Chat RL", ["pass@1 after"]),
     *[(m, phase, f"Chat evaluation {phase}", [m]) for m in SKILL_METRICS for phase in ("mid", "sft", "rl")],
     ("RL gain (greedy)", "rl", "Chat RL", ["Greedy pass@1 gain"]),
-    ("RL gain / its SE", "rl", "Chat RL", ["Greedy pass@1 gain / SE"]),
+    ("RL gain, its paired SE", "rl", "Chat RL", ["Greedy pass@1 gain SE"]),
 ]
 SUMMARY_COLUMNS = ["base", "mid", "sft", "rl"]
 SUMMARY_ROWS = ["CORE", *CHAT_METRICS]  # always shown (with - where a stage did not run); other rows when measured
