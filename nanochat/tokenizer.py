@@ -19,8 +19,8 @@ import torch
 from .common import atomic_torch_save, atomic_write, get_base_dir
 
 # %% auto #0
-__all__ = ['SPLIT_PATTERN', 'SPECIAL_TOKENS', 'Tokenizer', 'load_encoding', 'render_conversation', 'render_for_completion',
-           'visualize_tokenization', 'get_tokenizer', 'get_token_bytes']
+__all__ = ['SPLIT_PATTERN', 'SPECIAL_TOKENS', 'Tokenizer', 'load_encoding', 'ConversationError', 'check_messages',
+           'render_conversation', 'render_for_completion', 'visualize_tokenization', 'get_tokenizer', 'get_token_bytes']
 
 # %% ../nbs/02_tokenizer.ipynb #da533e96
 SPLIT_PATTERN = r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}{1,2}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+"""
@@ -200,49 +200,65 @@ def load_encoding(path: str | os.PathLike) -> tiktoken.Encoding:
                          f"with fields {sorted(_ENCODING_FIELDS)}, got {type(state).__name__} state")
     return tiktoken.Encoding(**state)
 
-# %% ../nbs/02_tokenizer.ipynb #043d204b
+# %% ../nbs/02_tokenizer.ipynb #7fc3d97c
 _ROLES = ("system", "user", "assistant")
 _PART_TYPES = ("text", "python", "python_output")
 
-def _check_messages(conversation: dict) -> list[dict]:
-    "Validate a conversation and return its messages with a leading system message merged into the first user turn."
-    if not isinstance(conversation, dict) or not isinstance(conversation.get("messages"), list):
-        raise ValueError("a conversation must be a dict with a 'messages' list")
-    messages = conversation["messages"]
-    if not messages:
-        raise ValueError("the conversation has no messages")
+class ConversationError(ValueError):
+    "A malformed conversation; `index` is the message at fault (None when the fault is the whole list)."
+    def __init__(self, message: str, index: int | None = None):
+        super().__init__(message)
+        self.index = index
+
+def _check_content(i: int, m: dict, say: str = "") -> str | list[dict]:
+    "Message i's content: a str, or a list of parts (tool parts from the assistant only); user/system parts joined."
+    content = m.get("content")
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise ConversationError(f"{say}message {i} content must be a str or a list of parts, got {type(content).__name__}", i)
+    for part in content:
+        if not isinstance(part, dict) or part.get("type") not in _PART_TYPES or not isinstance(part.get("text"), str):
+            raise ConversationError(f"{say}message {i} has a bad part {part!r:.80}; a part is "
+                                    f"{{'type': one of {_PART_TYPES}, 'text': str}}", i)
+        if m["role"] != "assistant" and part["type"] != "text":
+            raise ConversationError(f"{say}message {i} ({m['role']}) has a {part['type']!r} part; only the assistant calls tools", i)
+    if m["role"] == "assistant":
+        return [dict(p) for p in content]
+    return "".join(p["text"] for p in content)  # a user/system message given as text parts is just its text
+
+# %% ../nbs/02_tokenizer.ipynb #acc5c97d
+def check_messages(messages, where: str = "", last: str | None = None) -> list[dict]:
+    "Checked copies of chat messages: one optional leading system message, then user and assistant in turn."
+    say = f"{where}: " if where else ""
+    if not isinstance(messages, list) or not messages:
+        raise ConversationError(f"{say}the conversation has no messages (a non-empty list of {{role, content}} dicts)")
+    first = 1 if isinstance(messages[0], dict) and messages[0].get("role") == "system" else 0
+    out = []
     for i, m in enumerate(messages):
-        if not isinstance(m, dict) or m.get("role") not in _ROLES:
-            role = m.get("role") if isinstance(m, dict) else m
-            raise ValueError(f"message {i} has unknown role {role!r}; expected one of {_ROLES}")
-        content = m.get("content")
-        if isinstance(content, list):
-            for part in content:
-                if not isinstance(part, dict) or part.get("type") not in _PART_TYPES or not isinstance(part.get("text"), str):
-                    raise ValueError(f"message {i} has a bad part {part!r}; a part is "
-                                     f"{{'type': one of {_PART_TYPES}, 'text': str}}")
-                if m["role"] != "assistant" and part["type"] != "text":
-                    raise ValueError(f"message {i} ({m['role']}) has a {part['type']!r} part; only the assistant calls tools")
-        elif not isinstance(content, str):
-            raise ValueError(f"message {i} content must be a str or a list of parts, got {type(content).__name__}")
-    messages = [dict(m) for m in messages]
-    for m in messages:  # a user/system message given as text parts is just its text
-        if m["role"] != "assistant" and isinstance(m["content"], list):
-            m["content"] = "".join(p["text"] for p in m["content"])
+        role = m.get("role") if isinstance(m, dict) else m
+        if role not in _ROLES:
+            raise ConversationError(f"{say}message {i} has unknown role {role!r:.40}; expected one of {_ROLES}", i)
+        expected = "system" if i < first else ("user", "assistant")[(i - first) % 2]
+        if role != expected:
+            raise ConversationError(f"{say}message {i} is from {role} but should be from {expected} "
+                                    "(after an optional system message, turns alternate user, assistant, user, ...)", i)
+        out.append({"role": role, "content": _check_content(i, m, say)})
+    if out[-1]["role"] == "system":
+        raise ConversationError(f"{say}a system message must be followed by a user message", 0)
+    if last is not None and out[-1]["role"] != last:
+        raise ConversationError(f"{say}the last message must be from the {last}")
+    return out
+
+# %% ../nbs/02_tokenizer.ipynb #cc47fe93
+def _check_messages(conversation: dict) -> list[dict]:
+    "A conversation's checked messages, with a leading system message merged into the first user turn."
+    if not isinstance(conversation, dict) or not isinstance(conversation.get("messages"), list):
+        raise ConversationError("a conversation must be a dict with a 'messages' list")
+    messages = check_messages(conversation["messages"])
     if messages[0]["role"] == "system":
-        if len(messages) < 2 or messages[1]["role"] != "user":
-            raise ValueError("a system message must be followed by a user message")
         merged = {"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}
         messages = [merged] + messages[2:]
-        offset = 1  # report indices of the original list
-    else:
-        offset = 0
-    for i, m in enumerate(messages):
-        expected = "user" if i % 2 == 0 else "assistant"
-        if m["role"] != expected:
-            idx = i + offset if i > 0 else 0
-            raise ValueError(f"message {idx} is from {m['role']} but should be from {expected} "
-                             "(after an optional system message, turns alternate user, assistant, user, ...)")
     return messages
 
 # %% ../nbs/02_tokenizer.ipynb #6b44fa0a

@@ -18,29 +18,20 @@ from ..common import atomic_write, get_base_dir
 from .common import (Task, check_choice, extract_answer, hub_file, hub_list, hub_shuffle,
                                    offline_archive, read_parquet, resolve_source, task_data_dir)
 from ..download import download_file, read_member
+from ..tokenizer import check_messages
 
 # %% auto #0
 __all__ = ['SMOLTALK_SPLITS', 'WORD_LIST_URL', 'check_conversation', 'chitchat_messages', 'chitchat_split', 'SmolTalk',
            'load_word_set', 'SpellingBee', 'SimpleSpelling', 'identity_conversations', 'identity_conversations_path',
            'CustomJSON']
 
+# %% ../../nbs/13c_tasks_chat.ipynb #35135d35
+def check_conversation(messages: list, where: str) -> list[dict]:
+    "Checked copies of a training conversation's messages (it ends with the assistant's reply); errors name `where`."
+    return check_messages(messages, where, last="assistant")
+
 # %% ../../nbs/13c_tasks_chat.ipynb #f85d3149
 SMOLTALK_SPLITS = ("train", "test")
-
-def check_conversation(messages: list, where: str) -> list[dict]:
-    "Validate chat messages (optional system, then user/assistant alternating, ending with the assistant); ValueError naming `where`."
-    if not isinstance(messages, list) or len(messages) < 2:
-        raise ValueError(f"{where}: a conversation needs at least a user and an assistant message")
-    body = messages[1:] if messages[0].get("role") == "system" else messages
-    for i, m in enumerate(body):
-        expected = "user" if i % 2 == 0 else "assistant"
-        if m.get("role") != expected:
-            raise ValueError(f"{where}: message {i + len(messages) - len(body)} is from {m.get('role')!r}, expected {expected!r}")
-        if not isinstance(m.get("content"), str):
-            raise ValueError(f"{where}: message {i + len(messages) - len(body)} has no string content")
-    if body[-1]["role"] != "assistant":
-        raise ValueError(f"{where}: the last message must be the assistant's")
-    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 def chitchat_messages(conversation: dict) -> list[dict] | None:
     "A chitchat conversation as user/assistant messages (None when it has fewer than two turns)."
