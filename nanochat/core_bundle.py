@@ -231,10 +231,11 @@ def ensure_eval_bundle(base_dir: str | os.PathLike, bundle: str = "auto") -> Pat
         raise ValueError(f"bundle must be one of {BUNDLE_KINDS}, got {bundle!r}")
     if bundle == "real" or (bundle == "auto" and (base_dir / "eval_bundle" / "core.yaml").exists()):
         return download_eval_bundle(base_dir)
-    if bundle == "fixture":
-        target = base_dir / "eval_bundle_fixture"
-        from nanochat.testing import make_fixture_bundle  # a test stand-in (imported late: testing imports this module)
-        return target if (target / "core.yaml").exists() else make_fixture_bundle(target)
+    if bundle == "fixture":  # a test stand-in: the tests write it (nanochat.testing), the library only finds it
+        if not (base_dir / "eval_bundle_fixture" / "core.yaml").exists():
+            raise FileNotFoundError(f"no fixture bundle in {base_dir}: the tests write it with "
+                                    "nanochat.testing.ensure_fixture_bundle(base_dir)")
+        return base_dir / "eval_bundle_fixture"
     return build_offline_bundle(base_dir)
 
 def main(argv: list[str] | None = None) -> Path | None:

@@ -28,7 +28,7 @@ from .tokenizer import Tokenizer, get_tokenizer
 # %% auto #0
 __all__ = ['FIXTURES_DIR', 'CYCLE', 'FIXTURE_TASKS', 'fixture_path', 'fixture_texts', 'ensure_fixture_shards', 'ensure_tokenizer',
            'ensure_checkpoint', 'ensure_base_checkpoint', 'CharTokenizer', 'AlphabetModel', 'make_fixture_bundle',
-           'run_torchrun', 'interrupt_stage']
+           'ensure_fixture_bundle', 'run_torchrun', 'interrupt_stage']
 
 # %% ../nbs/17_testing.ipynb #c4cc6b3a
 FIXTURES_DIR = Path(nanochat.__file__).resolve().parent / "fixtures"  # package data, installed with the package
@@ -170,6 +170,11 @@ def make_fixture_bundle(bundle_dir: str | os.PathLike, n: int = 12) -> Path:
     "Write a tiny three-task bundle (MC, schema, LM; `n` items each) for tests."
     return write_bundle(Path(bundle_dir), FIXTURE_TASKS, _fixture_tasks(n),
                         {"kind": "fixture", "missing": [], "source": "make_fixture_bundle"})
+
+def ensure_fixture_bundle(base_dir: str | os.PathLike) -> Path:
+    "`<base_dir>/eval_bundle_fixture`, written once: where `ensure_eval_bundle(base_dir, 'fixture')` finds it."
+    target = Path(base_dir) / "eval_bundle_fixture"
+    return target if (target / "core.yaml").exists() else make_fixture_bundle(target)
 
 # %% ../nbs/17_testing.ipynb #ab50b7c8
 def run_torchrun(code: str | None = None, nproc: int = 2, timeout: float = 300, env: dict | None = None,
