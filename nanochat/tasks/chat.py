@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 
 from ..common import atomic_write, get_base_dir
-from .common import (Task, check_choice, extract_answer, hub_file, hub_list, hub_shuffle,
+from .common import (RowsTask, Task, check_choice, extract_answer, hub_file, hub_list, hub_shuffle,
                                    offline_archive, read_parquet, resolve_source, task_data_dir)
 from ..download import download_file, read_member
 from ..tokenizer import check_messages
@@ -72,23 +72,21 @@ def _smoltalk_rows(split: str, source: str, archive: str | None, cache_dir: str 
             rows.append({"messages": messages, "source": f"chitchat:{cid}"})
     return rows
 
-class SmolTalk(Task):
+class SmolTalk(RowsTask):
     "General multi-turn conversations to imitate (SmolTalk on the hub; human chit-chat offline)."
 
     def __init__(self, split: str, source: str = "auto", archive: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None, **kwargs):
-        super().__init__(**kwargs)
         check_choice("split", split, SMOLTALK_SPLITS)
-        self.split, self.source = split, resolve_source(source)
-        self.rows = _smoltalk_rows(split, self.source, None if archive is None else str(archive),
-                                   None if cache_dir is None else str(cache_dir))
+        self.split = split
+        super().__init__(source, archive, cache_dir, **kwargs)
+
+    def load_rows(self, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
+        return _smoltalk_rows(self.split, source, archive, cache_dir)
 
     @property
     def eval_type(self) -> str:
         return "generative"
-
-    def num_examples(self) -> int:
-        return len(self.rows)
 
     def get_example(self, index: int) -> dict:
         row = self.rows[index]

