@@ -9,37 +9,32 @@ import argparse
 import sys
 from typing import Callable, Iterator, TextIO
 
+from .chat_stream import TextStream, reply_tokens, tool_mark
+
 # %% auto #0
 __all__ = ['stream_reply', 'main']
 
 # %% ../nbs/19_chat_cli.ipynb #ef04140d
-_TOOL_DISPLAY = {"<|python_start|>": "[calculator: ", "<|python_end|>": " = ", "<|output_start|>": "",
-                 "<|output_end|>": "]"}
-
 def stream_reply(engine, tokenizer, tokens: list[int], max_tokens: int = 256, temperature: float = 0.6,
                  top_k: int | None = 50, seed: int = 42) -> Iterator[str]:
     "Yield the display text of the assistant's reply to `tokens` (appended to `tokens`, ending in <|assistant_end|>)."
-    specials = {tokenizer.encode_special(s): s for s in _TOOL_DISPLAY}
-    end_ids = {tokenizer.encode_special("<|assistant_end|>"), tokenizer.get_bos_token_id()}
-    segment, shown = [], ""
-    for column, _ in engine.generate(tokens, num_samples=1, max_tokens=max_tokens, temperature=temperature,
-                                     top_k=top_k, seed=seed):
-        tok = column[0]
-        if tok in end_ids:
-            break
-        tokens.append(tok)
-        if tok in specials:
-            segment, shown = [], ""
-            yield _TOOL_DISPLAY[specials[tok]]
-            continue
-        segment.append(tok)
-        text = tokenizer.decode(segment)
-        if not text.endswith("\ufffd") and len(text) > len(shown):  # a complete character (or more) arrived
-            yield text[len(shown):]
-            shown = text
+    stream = TextStream(tokenizer)
+
+    def pieces():
+        for token in reply_tokens(engine, tokenizer, list(tokens), max_tokens, temperature, top_k, seed):
+            tokens.append(token)
+            yield from stream.push(token)
+        yield from stream.flush()
+
+    kind = "text"
+    for piece_kind, text in pieces():
+        yield tool_mark(kind, piece_kind) + text
+        kind = piece_kind
+    if kind != "text":  # the reply ended inside a call: close it
+        yield tool_mark(kind, "text")
     tokens.append(tokenizer.encode_special("<|assistant_end|>"))
 
-# %% ../nbs/19_chat_cli.ipynb #4964125d
+# %% ../nbs/19_chat_cli.ipynb #2cac4777
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m nanochat.chat_cli", description="Chat with a nanochat model in the terminal.")
     ap.add_argument("-i", "--source", default="sft", help="model to load: mid | sft | rl (default sft)")
@@ -53,42 +48,35 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--device-type", default="", help="cuda | cpu | mps (default: autodetect)")
     return ap
 
-def main(argv: list[str] | None = None, input_fn: Callable[[str], str] = input, out: TextIO | None = None) -> int:
-    "Run the chat CLI; returns the exit code (1 with a message for a bad option or a missing model)."
-    out = out or sys.stdout
-    args = _parser().parse_args(argv)
+# %% ../nbs/19_chat_cli.ipynb #99a0962f
+def _load(args: argparse.Namespace):
+    "(engine, tokenizer, meta) for the options; ValueError or FileNotFoundError with a message for the user."
     from nanochat.chat_data import load_source
     from nanochat.common import autodetect_device_type, get_base_dir
     from nanochat.engine import Engine
     import torch
-    try:
-        if args.source not in ("mid", "sft", "rl"):
-            raise ValueError(f"unknown source `{args.source}`; the chat CLI loads mid, sft or rl")
-        if args.temperature < 0 or args.top_k < 0 or args.max_tokens < 1:
-            raise ValueError("-t and -k must be >= 0 and -m >= 1")
-        device = torch.device(args.device_type or autodetect_device_type())
-        model, tokenizer, meta = load_source(args.source, args.base_dir or get_base_dir(), device, "eval",
-                                             args.model_tag, args.step)
-    except (ValueError, FileNotFoundError) as e:
-        print(f"chat_cli: {e}", file=sys.stderr)
-        return 1
-    engine = Engine(model, tokenizer)
+    if args.source not in ("mid", "sft", "rl"):
+        raise ValueError(f"unknown source `{args.source}`; the chat CLI loads mid, sft or rl")
+    if args.temperature < 0 or args.top_k < 0 or args.max_tokens < 1:
+        raise ValueError("-t and -k must be >= 0 and -m >= 1")
+    device = torch.device(args.device_type or autodetect_device_type())
+    model, tokenizer, meta = load_source(args.source, args.base_dir or get_base_dir(), device, "eval",
+                                         args.model_tag, args.step)
+    return Engine(model, tokenizer), tokenizer, meta
+
+def _turn(engine, tokenizer, tokens: list[int], text: str, out: TextIO, seed: int, **settings) -> None:
+    "Append the user's `text` to `tokens`, then stream the assistant's reply to `out`."
     sp = tokenizer.encode_special
+    tokens += [sp("<|user_start|>"), *tokenizer.encode(text), sp("<|user_end|>"), sp("<|assistant_start|>")]
+    print("Assistant: ", end="", file=out, flush=True)
+    for piece in stream_reply(engine, tokenizer, tokens, seed=seed, **settings):
+        print(piece, end="", file=out, flush=True)
+    print(file=out, flush=True)
+
+# %% ../nbs/19_chat_cli.ipynb #2799c010
+def _session(engine, tokenizer, input_fn: Callable[[str], str], out: TextIO, **settings) -> int:
+    "The interactive loop: read a line, handle quit/exit/clear, else answer it."
     bos = tokenizer.get_bos_token_id()
-    settings = dict(max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k or None)
-
-    def turn(tokens: list[int], text: str, seed: int) -> None:
-        tokens += [sp("<|user_start|>"), *tokenizer.encode(text), sp("<|user_end|>"), sp("<|assistant_start|>")]
-        print("Assistant: ", end="", file=out, flush=True)
-        for piece in stream_reply(engine, tokenizer, tokens, seed=seed, **settings):
-            print(piece, end="", file=out, flush=True)
-        print(file=out, flush=True)
-
-    if args.prompt:
-        turn([bos], args.prompt, seed=42)
-        return 0
-    print(f"nanochat {args.source} model ({meta.get('model_tag')}, step {meta.get('step')}). "
-          "Type 'clear' for a new conversation, 'quit' to leave.", file=out)
     tokens, n = [bos], 0
     while True:
         try:
@@ -101,10 +89,27 @@ def main(argv: list[str] | None = None, input_fn: Callable[[str], str] = input, 
         if text.lower() == "clear":
             tokens = [bos]
             print("(new conversation)", file=out)
-            continue
-        if text:
+        elif text:
             n += 1
-            turn(tokens, text, seed=42 + n)
+            _turn(engine, tokenizer, tokens, text, out, seed=42 + n, **settings)
+
+# %% ../nbs/19_chat_cli.ipynb #ad50782d
+def main(argv: list[str] | None = None, input_fn: Callable[[str], str] = input, out: TextIO | None = None) -> int:
+    "Run the chat CLI; returns the exit code (1 with a message for a bad option or a missing model)."
+    out = out or sys.stdout
+    args = _parser().parse_args(argv)
+    try:
+        engine, tokenizer, meta = _load(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"chat_cli: {e}", file=sys.stderr)
+        return 1
+    settings = dict(max_tokens=args.max_tokens, temperature=args.temperature, top_k=args.top_k or None)
+    if args.prompt:
+        _turn(engine, tokenizer, [tokenizer.get_bos_token_id()], args.prompt, out, seed=42, **settings)
+        return 0
+    print(f"nanochat {args.source} model ({meta.get('model_tag')}, step {meta.get('step')}). "
+          "Type 'clear' for a new conversation, 'quit' to leave.", file=out)
+    return _session(engine, tokenizer, input_fn, out, **settings)
 
 # %% ../nbs/19_chat_cli.ipynb #a488da9b
 # `python -m nanochat.chat_cli`: __file__ is defined there but not in a notebook kernel (whose __name__ is also __main__)
