@@ -179,6 +179,7 @@ def answer_logits(model, input_ids: torch.Tensor, positions: torch.Tensor, kv_ca
     flat = logits.reshape(-1, logits.size(-1))
     return flat if flat.size(0) == positions.numel() else flat[positions]  # a wrapper that skipped the hook: (B*T, V)
 
+# %% ../nbs/10_core_eval.ipynb #e8c7ce6e
 def _row_scores(logits: torch.Tensor, targets: list[int], sizes: list[int]) -> list[tuple[float, bool]]:
     "(mean loss, every greedy prediction right) per row, from the answer logits (N, V) of all rows in order."
     targets = torch.tensor(targets, dtype=torch.long, device=logits.device)
@@ -186,6 +187,7 @@ def _row_scores(logits: torch.Tensor, targets: list[int], sizes: list[int]) -> l
     hits = logits.argmax(dim=-1) == targets
     return [(l.mean().item(), bool(h.all())) for l, h in zip(losses.split(sizes), hits.split(sizes))]
 
+# %% ../nbs/10_core_eval.ipynb #b2e271cb
 def pack_rows(lengths: list[int], batch_tokens: int) -> list[list[int]]:
     "Row indices in batches, longest first, each with rows x (its longest row) <= batch_tokens (or a single row)."
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
@@ -198,6 +200,7 @@ def pack_rows(lengths: list[int], batch_tokens: int) -> list[list[int]]:
         i = j
     return batches
 
+# %% ../nbs/10_core_eval.ipynb #e2ab876b
 @torch.no_grad()
 def score_rows(model, rows: list[tuple[list[int], int, int]], pad_id: int, device,
                batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[tuple[float, bool]]:
@@ -216,6 +219,7 @@ def score_rows(model, rows: list[tuple[list[int], int, int]], pad_id: int, devic
             out[r] = score
     return out
 
+# %% ../nbs/10_core_eval.ipynb #41730744
 @torch.no_grad()
 def score_shared_prefix(model: GPT, tokens: list[list[int]], start: int, ends: list[int], pad_id: int,
                         device) -> list[tuple[float, bool]]:
@@ -243,6 +247,7 @@ def _shares_prefix(model, task_type: str, tokens: list[list[int]], starts: list[
     return (task_type == "multiple_choice" and isinstance(model, GPT) and len(set(starts)) == 1
             and (len(tokens) - 1) * s >= SHARE_MIN_TOKENS and all(t[:s] == tokens[0][:s] for t in tokens))
 
+# %% ../nbs/10_core_eval.ipynb #f84cfb9a
 @torch.no_grad()
 def score_items(idxs: list[int], model, tokenizer, data: list[dict], device, task_meta: dict,
                 max_seq_len: int | None = None, batch_tokens: int = DEFAULT_BATCH_TOKENS,
