@@ -15,6 +15,7 @@ from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
+from fastcore.basics import patch
 from torch import nn
 
 from .common import compute_dtype
@@ -172,7 +173,7 @@ def _check_sampling(temperature: float, top_k: int | None, max_tokens: int | Non
     if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0):
         raise ValueError(f"max_tokens must be None or an int >= 0; got {max_tokens!r}")
 
-# %% ../nbs/11_engine.ipynb #11d6cce1
+# %% ../nbs/11_engine.ipynb #8176c7cf
 class Engine:
     "Batched, KV-cached sampling from a GPT with the calculator tool."
     def __init__(self, model, tokenizer, dtype: torch.dtype | None = None, kv_cache_len: int | None = None):
@@ -187,140 +188,162 @@ class Engine:
         # on CPU the cache is fp32 whatever the compute dtype: one-query attention over it is faster (05_gpt)
         self._cache_dims["dtype"] = torch.float32 if self.device.type == "cpu" else None
 
-    def _autocast(self):
-        if self.dtype == torch.float32:
-            return nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+# %% ../nbs/11_engine.ipynb #e10aa437
+@patch
+def _autocast(self: Engine):
+    if self.dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
-    def _cast_model(self) -> nn.Module:
-        "The model with its parameters cast to the compute dtype, cast again only when a weight changed (fp32: the model)."
-        if self.dtype == torch.float32:
-            return self.model
-        # an in-place update (optimizer step, load_state_dict) bumps a tensor's _version; a new tensor has a new data_ptr
-        key = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
-        if getattr(self, "_cast_key", None) == key:
-            return self._cast
-        self._cast_key, self._cast = key, self._cast_copy()
+@patch
+def _cast_model(self: Engine) -> nn.Module:
+    "The model with its parameters cast to the compute dtype, cast again only when a weight changed (fp32: the model)."
+    if self.dtype == torch.float32:
+        return self.model
+    # an in-place update (optimizer step, load_state_dict) bumps a tensor's _version; a new tensor has a new data_ptr
+    key = tuple((p.data_ptr(), p._version) for p in self.model.parameters())
+    if getattr(self, "_cast_key", None) == key:
         return self._cast
+    self._cast_key, self._cast = key, self._cast_copy()
+    return self._cast
 
-    def _cast_copy(self) -> nn.Module:
-        "A copy of the modules holding cast copies of the parameters, with the buffers shared."
-        # a copy of the modules whose parameters are cast copies and whose buffers are shared: the fp32 weights
-        # are neither copied nor touched
-        memo = {id(p): nn.Parameter(p.detach().to(self.dtype), requires_grad=False) if p.is_floating_point() else p
-                for p in self.model.parameters()}
-        memo.update({id(b): b for b in self.model.buffers()})
-        return copy.deepcopy(self.model, memo)
+@patch
+def _cast_copy(self: Engine) -> nn.Module:
+    "A copy of the modules holding cast copies of the parameters, with the buffers shared."
+    # a copy of the modules whose parameters are cast copies and whose buffers are shared: the fp32 weights
+    # are neither copied nor touched
+    memo = {id(p): nn.Parameter(p.detach().to(self.dtype), requires_grad=False) if p.is_floating_point() else p
+            for p in self.model.parameters()}
+    memo.update({id(b): b for b in self.model.buffers()})
+    return copy.deepcopy(self.model, memo)
 
-    def _forward(self, model: nn.Module, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
-        "Last-position logits (B, V) in fp32 for ids (B, T), appending to the cache."
-        with self._autocast():
-            logits = model(ids, kv_cache=cache)
-        return logits[:, -1, :].float()
+# %% ../nbs/11_engine.ipynb #e2640324
+@patch
+def _forward(self: Engine, model: nn.Module, ids: torch.Tensor, cache: KVCache) -> torch.Tensor:
+    "Last-position logits (B, V) in fp32 for ids (B, T), appending to the cache."
+    with self._autocast():
+        logits = model(ids, kv_cache=cache)
+    return logits[:, -1, :].float()
 
-    def generate(self, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None,
-                 temperature: float = 1.0, top_k: int | None = None, seed: int = 42):
-        "Stream `num_samples` continuations of `tokens`: per step, (token_column, token_masks), one entry per sample."
-        tokens = self._check(tokens, num_samples, max_tokens, temperature, top_k)
-        return self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed)
+# %% ../nbs/11_engine.ipynb #5ab64d58
+@patch
+def generate(self: Engine, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None,
+             temperature: float = 1.0, top_k: int | None = None, seed: int = 42):
+    "Stream `num_samples` continuations of `tokens`: per step, (token_column, token_masks), one entry per sample."
+    tokens = self._check(tokens, num_samples, max_tokens, temperature, top_k)
+    return self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed)
 
-    def _check(self, tokens, num_samples, max_tokens, temperature, top_k) -> list[int]:
-        "Validate the arguments of generate / generate_batch; return the prompt as a list."
-        tokens = _check_prompt(tokens, self.model.config.vocab_size, self.room)
-        _check_sampling(temperature, top_k, max_tokens)
-        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-            raise ValueError(f"num_samples must be an int >= 1; got {num_samples!r}")
-        return tokens
+@patch
+def _check(self: Engine, tokens, num_samples, max_tokens, temperature, top_k) -> list[int]:
+    "Validate the arguments of generate / generate_batch; return the prompt as a list."
+    tokens = _check_prompt(tokens, self.model.config.vocab_size, self.room)
+    _check_sampling(temperature, top_k, max_tokens)
+    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+        raise ValueError(f"num_samples must be an int >= 1; got {num_samples!r}")
+    return tokens
 
-    @torch.inference_mode()
-    def _generate(self, tokens, num_samples, max_tokens, temperature, top_k, seed):
-        rng = torch.Generator(device=self.device).manual_seed(seed)
-        model = self._cast_model()
-        steps = self.room - len(tokens) if max_tokens is None else min(max_tokens, self.room - len(tokens))
-        prompt_cache = KVCache(batch_size=1, seq_len=len(tokens), **self._cache_dims)
-        logits = self._forward(model, torch.tensor([tokens], dtype=torch.long, device=self.device), prompt_cache)
-        logits = logits.expand(num_samples, -1)  # (num_samples, V): each sample draws its own first token
-        cache = KVCache(batch_size=num_samples, seq_len=self.kv_cache_len or len(tokens) + steps, **self._cache_dims)
-        cache.prefill(prompt_cache)
-        del prompt_cache
-        yield from self._decode(model, [_Row(tokens) for _ in range(num_samples)], logits, cache, steps, rng,
-                                temperature, top_k)
+# %% ../nbs/11_engine.ipynb #7cb58fc7
+@patch
+@torch.inference_mode()
+def _generate(self: Engine, tokens, num_samples, max_tokens, temperature, top_k, seed):
+    rng = torch.Generator(device=self.device).manual_seed(seed)
+    model = self._cast_model()
+    steps = self.room - len(tokens) if max_tokens is None else min(max_tokens, self.room - len(tokens))
+    prompt_cache = KVCache(batch_size=1, seq_len=len(tokens), **self._cache_dims)
+    logits = self._forward(model, torch.tensor([tokens], dtype=torch.long, device=self.device), prompt_cache)
+    logits = logits.expand(num_samples, -1)  # (num_samples, V): each sample draws its own first token
+    cache = KVCache(batch_size=num_samples, seq_len=self.kv_cache_len or len(tokens) + steps, **self._cache_dims)
+    cache.prefill(prompt_cache)
+    del prompt_cache
+    yield from self._decode(model, [_Row(tokens) for _ in range(num_samples)], logits, cache, steps, rng,
+                            temperature, top_k)
 
-    def _decode(self, model, rows, logits, cache, steps, rng, temperature, top_k):
-        "The decoding loop: sample, let the tool state machine force tokens, yield the column, feed it back."
-        live = list(range(len(rows)))  # the rows still decoding: live[j] is row j of `logits` and of the cache
-        column, masks = [0] * len(rows), [0] * len(rows)
-        for step in range(steps):
-            sampled = sample_next_token(logits, rng, temperature, top_k)[:, 0].tolist()
-            for i, s in zip(live, sampled):
-                column[i], masks[i] = _advance(rows[i], s, self.specials, self.tokenizer)
-            yield list(column), list(masks)
-            keep = [j for j, i in enumerate(live) if not rows[i].completed]
-            if not keep or step == steps - 1:
-                break
-            for i in live:
-                if rows[i].completed:  # from now on this row repeats the token that ended it, with mask 0
-                    masks[i] = 0
-            if len(keep) < len(live):  # drop the finished rows from the batch: they cost a forward each step
-                cache.keep_rows(torch.tensor(keep, device=self.device))
-                live = [live[j] for j in keep]
-            ids = torch.tensor([column[i] for i in live], dtype=torch.long, device=self.device)[:, None]
-            logits = self._forward(model, ids, cache)
+# %% ../nbs/11_engine.ipynb #af16bafc
+@patch
+def _decode(self: Engine, model, rows, logits, cache, steps, rng, temperature, top_k):
+    "The decoding loop: sample, let the tool state machine force tokens, yield the column, feed it back."
+    live = list(range(len(rows)))  # the rows still decoding: live[j] is row j of `logits` and of the cache
+    column, masks = [0] * len(rows), [0] * len(rows)
+    for step in range(steps):
+        sampled = sample_next_token(logits, rng, temperature, top_k)[:, 0].tolist()
+        for i, s in zip(live, sampled):
+            column[i], masks[i] = _advance(rows[i], s, self.specials, self.tokenizer)
+        yield list(column), list(masks)
+        keep = [j for j, i in enumerate(live) if not rows[i].completed]
+        if not keep or step == steps - 1:
+            break
+        for i in live:
+            if rows[i].completed:  # from now on this row repeats the token that ended it, with mask 0
+                masks[i] = 0
+        if len(keep) < len(live):  # drop the finished rows from the batch: they cost a forward each step
+            cache.keep_rows(torch.tensor(keep, device=self.device))
+            live = [live[j] for j in keep]
+        ids = torch.tensor([column[i] for i in live], dtype=torch.long, device=self.device)[:, None]
+        logits = self._forward(model, ids, cache)
 
-    def _collect(self, prompts: list[list[int]], stream) -> tuple[list[list[int]], list[list[int]]]:
-        "Gather a stream of columns into (results, masks): each prompt + its continuation, terminal tokens excluded."
-        results, masks = [list(p) for p in prompts], [[0] * len(p) for p in prompts]
-        done = [False] * len(prompts)
-        end_ids = (self.specials.assistant_end, self.specials.bos)
-        for column, column_masks in stream:
-            for i, (tok, m) in enumerate(zip(column, column_masks)):
-                if done[i]:
-                    continue
-                if tok in end_ids:
-                    done[i] = True
-                else:
-                    results[i].append(tok)
-                    masks[i].append(m)
-        return results, masks
+# %% ../nbs/11_engine.ipynb #5c9c3a21
+@patch
+def _collect(self: Engine, prompts: list[list[int]], stream) -> tuple[list[list[int]], list[list[int]]]:
+    "Gather a stream of columns into (results, masks): each prompt + its continuation, terminal tokens excluded."
+    results, masks = [list(p) for p in prompts], [[0] * len(p) for p in prompts]
+    done = [False] * len(prompts)
+    end_ids = (self.specials.assistant_end, self.specials.bos)
+    for column, column_masks in stream:
+        for i, (tok, m) in enumerate(zip(column, column_masks)):
+            if done[i]:
+                continue
+            if tok in end_ids:
+                done[i] = True
+            else:
+                results[i].append(tok)
+                masks[i].append(m)
+    return results, masks
 
-    def generate_batch(self, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None,
-                       temperature: float = 1.0, top_k: int | None = None,
-                       seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:
-        "Non-streaming `generate`: (results, masks), each sample's prompt + continuation, terminal tokens excluded."
-        tokens = self._check(tokens, num_samples, max_tokens, temperature, top_k)
-        stream = self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed)
-        return self._collect([tokens] * num_samples, stream)
+@patch
+def generate_batch(self: Engine, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None,
+                   temperature: float = 1.0, top_k: int | None = None,
+                   seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:
+    "Non-streaming `generate`: (results, masks), each sample's prompt + continuation, terminal tokens excluded."
+    tokens = self._check(tokens, num_samples, max_tokens, temperature, top_k)
+    stream = self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed)
+    return self._collect([tokens] * num_samples, stream)
 
-    def stream_many(self, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
-                    top_k: int | None = None, seed: int = 42):
-        "Stream one continuation of each of several different prompts, batched: per step, (token_column, token_masks)."
-        prompts = self._check_many(prompts, max_tokens, temperature, top_k)
-        return self._stream_many(prompts, max_tokens, temperature, top_k, seed)
+# %% ../nbs/11_engine.ipynb #3c8f5c39
+@patch
+def stream_many(self: Engine, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
+                top_k: int | None = None, seed: int = 42):
+    "Stream one continuation of each of several different prompts, batched: per step, (token_column, token_masks)."
+    prompts = self._check_many(prompts, max_tokens, temperature, top_k)
+    return self._stream_many(prompts, max_tokens, temperature, top_k, seed)
 
-    def _check_many(self, prompts, max_tokens, temperature, top_k) -> list[list[int]]:
-        "Validate the arguments of stream_many / generate_many; return the prompts as lists."
-        if not isinstance(prompts, (list, tuple)) or not prompts:
-            raise ValueError(f"prompts must be a non-empty list of token-id lists, got {prompts!r:.60}")
-        prompts = [_check_prompt(p, self.model.config.vocab_size, self.room, f"prompts[{i}]") for i, p in enumerate(prompts)]
-        _check_sampling(temperature, top_k, max_tokens)
-        return prompts
+@patch
+def _check_many(self: Engine, prompts, max_tokens, temperature, top_k) -> list[list[int]]:
+    "Validate the arguments of stream_many / generate_many; return the prompts as lists."
+    if not isinstance(prompts, (list, tuple)) or not prompts:
+        raise ValueError(f"prompts must be a non-empty list of token-id lists, got {prompts!r:.60}")
+    prompts = [_check_prompt(p, self.model.config.vocab_size, self.room, f"prompts[{i}]") for i, p in enumerate(prompts)]
+    _check_sampling(temperature, top_k, max_tokens)
+    return prompts
 
-    @torch.inference_mode()
-    def _stream_many(self, prompts, max_tokens, temperature, top_k, seed):
-        rng = torch.Generator(device=self.device).manual_seed(seed)
-        model = self._cast_model()
-        P = max(len(p) for p in prompts)
-        steps = self.room - P if max_tokens is None else min(max_tokens, self.room - P)
-        pad = self.specials.bos  # any id will do: padding keys are masked out
-        ids = torch.tensor([[pad] * (P - len(p)) + p for p in prompts], dtype=torch.long, device=self.device)  # (B, P)
-        row_start = torch.tensor([P - len(p) for p in prompts], dtype=torch.long, device=self.device)
-        cache = KVCache(batch_size=len(prompts), seq_len=self.kv_cache_len or P + steps, row_start=row_start,
-                        **self._cache_dims)
-        logits = self._forward(model, ids, cache)  # (B, V): the last column is every row's last prompt token
-        yield from self._decode(model, [_Row(p) for p in prompts], logits, cache, steps, rng, temperature, top_k)
+# %% ../nbs/11_engine.ipynb #7cde08ce
+@patch
+@torch.inference_mode()
+def _stream_many(self: Engine, prompts, max_tokens, temperature, top_k, seed):
+    rng = torch.Generator(device=self.device).manual_seed(seed)
+    model = self._cast_model()
+    P = max(len(p) for p in prompts)
+    steps = self.room - P if max_tokens is None else min(max_tokens, self.room - P)
+    pad = self.specials.bos  # any id will do: padding keys are masked out
+    ids = torch.tensor([[pad] * (P - len(p)) + p for p in prompts], dtype=torch.long, device=self.device)  # (B, P)
+    row_start = torch.tensor([P - len(p) for p in prompts], dtype=torch.long, device=self.device)
+    cache = KVCache(batch_size=len(prompts), seq_len=self.kv_cache_len or P + steps, row_start=row_start,
+                    **self._cache_dims)
+    logits = self._forward(model, ids, cache)  # (B, V): the last column is every row's last prompt token
+    yield from self._decode(model, [_Row(p) for p in prompts], logits, cache, steps, rng, temperature, top_k)
 
-    def generate_many(self, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
-                      top_k: int | None = None, seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:
-        "One continuation of each of several different prompts, batched with left padding: (results, masks) as generate_batch."
-        prompts = self._check_many(prompts, max_tokens, temperature, top_k)
-        return self._collect(prompts, self._stream_many(prompts, max_tokens, temperature, top_k, seed))
+@patch
+def generate_many(self: Engine, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
+                  top_k: int | None = None, seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:
+    "One continuation of each of several different prompts, batched with left padding: (results, masks) as generate_batch."
+    prompts = self._check_many(prompts, max_tokens, temperature, top_k)
+    return self._collect(prompts, self._stream_many(prompts, max_tokens, temperature, top_k, seed))
