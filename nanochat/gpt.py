@@ -5,6 +5,7 @@
 # %% ../nbs/05_gpt.ipynb #908ee529
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -16,7 +17,7 @@ from .common import is_ddp, print0
 
 # %% auto #0
 __all__ = ['GPTConfig', 'config_from_depth', 'norm', 'precompute_rotary', 'apply_rotary_emb', 'causal_attention',
-           'CausalSelfAttention', 'MLP', 'Block', 'init_std', 'softcap', 'GPT', 'KVCache']
+           'CausalSelfAttention', 'MLP', 'Block', 'init_std', 'softcap', 'HeadLoss', 'head_loss', 'GPT', 'KVCache']
 
 # %% ../nbs/05_gpt.ipynb #dba68f34
 @dataclass
@@ -167,6 +168,66 @@ def softcap(logits: torch.Tensor, cap: float = 15.0) -> torch.Tensor:
     "Smoothly squash logits into (-cap, cap): cap * tanh(logits / cap)."
     return cap * torch.tanh(logits / cap)
 
+# %% ../nbs/05_gpt.ipynb #acf08735
+def _head_chunk(z: torch.Tensor, targets: torch.Tensor, cap: float) -> tuple[torch.Tensor, torch.Tensor]:
+    "Summed capped cross-entropy of rows z (n, V) (fp32, before the cap) against targets (n,) (-1 = no loss), and its gradient dz."
+    s = cap * torch.tanh(z / cap)
+    lse = torch.logsumexp(s, dim=-1, keepdim=True)
+    valid = (targets >= 0)[:, None]
+    hit = torch.arange(z.size(1), device=z.device)[None, :] == targets[:, None]  # one-hot, never materialised when compiled
+    loss = torch.where(valid, lse, 0.0).sum() - torch.where(hit, s, 0.0).sum()
+    dz = (torch.exp(s - lse) - hit.to(z.dtype)) * (1 - (s / cap) ** 2) * valid
+    return loss, dz
+
+@functools.lru_cache(maxsize=None)
+def _compiled_head_chunk():
+    return torch.compile(_head_chunk, dynamic=False)
+
+# %% ../nbs/05_gpt.ipynb #bfbbb128
+class HeadLoss(torch.autograd.Function):
+    "Sum over tokens of the capped cross-entropy of x @ w.T, chunk by chunk; the gradients are made in the forward."
+    @staticmethod
+    def forward(ctx, x, w, targets, cap: float, chunk: int, compiled: bool):
+        dev = x.device.type
+        mm_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+        need_x, need_w = ctx.needs_input_grad[:2]
+        fn = _compiled_head_chunk() if compiled else _head_chunk
+        with torch.autocast(dev, enabled=False):
+            xm, wm = x.to(mm_dtype), w.to(mm_dtype)
+            loss = torch.zeros((), dtype=torch.float32, device=x.device)
+            dx = torch.empty(x.shape, dtype=mm_dtype, device=x.device) if need_x else None
+            dw = torch.zeros(w.shape, dtype=torch.float32, device=x.device) if need_w else None
+            for i in range(0, x.size(0), chunk):
+                xc = xm[i:i + chunk]
+                l, dz = fn((xc @ wm.t()).float(), targets[i:i + chunk], cap)
+                loss += l
+                dz = dz.to(mm_dtype)
+                if need_x:
+                    dx[i:i + chunk] = dz @ wm
+                if need_w:
+                    dw += (dz.t() @ xc).float()
+        ctx.save_for_backward(dx, dw)
+        ctx.dtypes = x.dtype, w.dtype
+        return loss
+
+    @staticmethod
+    def backward(ctx, g):
+        dx, dw = ctx.saved_tensors
+        gx = None if dx is None else (dx * g).to(ctx.dtypes[0])
+        gw = None if dw is None else (dw * g).to(ctx.dtypes[1])
+        return gx, gw, None, None, None, None
+
+# %% ../nbs/05_gpt.ipynb #e8532c93
+@torch._dynamo.disable
+def head_loss(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, cap: float = 15.0, reduction: str = "mean",
+              chunk: int | None = None, compiled: bool = False) -> torch.Tensor:
+    "Capped cross-entropy of the head x (N, d) @ w (V, d).T against targets (N,) (-1 ignored), mean or sum, never holding (N, V) logits."
+    if reduction not in ("mean", "sum"):
+        raise ValueError(f"head_loss reduces by 'mean' or 'sum'; got {reduction!r} (use the logits for per-token losses)")
+    chunk = chunk or max(16, 2 ** 21 // w.size(0))  # rows per chunk: a (chunk, V) fp32 block of ~8 MB
+    total = HeadLoss.apply(x, w, targets, cap, chunk, compiled)
+    return total / (targets >= 0).sum() if reduction == "mean" else total
+
 # %% ../nbs/05_gpt.ipynb #58ebd3af
 class GPT(nn.Module):
     "The nanochat transformer: ids (B, T) -> logits (B, T, vocab_size), or the loss given targets."
@@ -178,6 +239,7 @@ class GPT(nn.Module):
             h=nn.ModuleList([Block(config, i) for i in range(config.n_layer)]),
         ))
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)  # untied from wte
+        self.fused_head = True  # on CPU, the loss through head_loss (chunked); False: logits, then cross-entropy
         # rotary tables for 10x the training context (cheap); not saved in checkpoints
         self.rotary_seq_len = config.sequence_len * 10
         cos, sin = precompute_rotary(self.rotary_seq_len, config.n_embd // config.n_head, device=self.get_device())
@@ -220,6 +282,9 @@ class GPT(nn.Module):
         for block in self.transformer.h:
             x = block(x, cos_sin, kv_cache)
         x = norm(x)
+        if targets is not None and loss_reduction != "none" and self.fused_head and x.device.type == "cpu":
+            return head_loss(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1), reduction=loss_reduction,
+                             compiled=torch.compiler.is_compiling())  # the chunk arithmetic compiled with the model
         logits = softcap(self.lm_head(x).float())  # (B, T, vocab_size), fp32 for the cap and the loss
         if targets is None:
             return logits
