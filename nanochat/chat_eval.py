@@ -11,9 +11,9 @@ import torch.distributed as dist
 from .common import autocast_ctx, dist_rank_world
 
 # %% auto #0
-__all__ = ['CHAT_BASELINES', 'run_categorical', 'run_generative', 'paired_gain', 'chatcore']
+__all__ = ['CHAT_BASELINES', 'run_generative', 'paired_gain', 'chatcore']
 
-# %% ../nbs/18a_chat_eval.ipynb #7077d09d
+# %% ../nbs/18a_chat_eval.ipynb #80f03929
 def _reduce_counts(passed: int, total: int, device) -> tuple[int, int]:
     "Sum (passed, total) over the ranks when distributed."
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -31,38 +31,43 @@ def _letter_ids(tokenizer, letters) -> list[int]:
         ids.append(enc[0])
     return ids
 
-@torch.no_grad()
-def run_categorical(model, tokenizer, task, batch_size: int = 8, max_problems: int | None = None) -> dict:
-    "{'accuracy', 'passed', 'total'} of `model` on a multiple-choice task, by the allowed letters' logits."
-    if batch_size < 1:
-        raise ValueError(f"`batch_size` must be >= 1; got {batch_size}")
-    device = next(model.parameters()).device
-    rank, world = dist_rank_world()
-    n = len(task) if max_problems is None else min(len(task), max_problems)
-    pad = tokenizer.encode_special("<|assistant_end|>")
-    mine = list(range(rank, n, world))
-    passed = 0
-    for s in range(0, len(mine), batch_size):
-        convs = [task[i] for i in mine[s:s + batch_size]]
-        prompts = [tokenizer.render_for_completion(c) for c in convs]
-        L = max(len(p) for p in prompts)
-        x = torch.full((len(prompts), L), pad, dtype=torch.long, device=device)
-        for i, p in enumerate(prompts):
-            x[i, :len(p)] = torch.tensor(p, dtype=torch.long)
-        with autocast_ctx(device.type):
-            logits = model(x)  # (B, L, V)
-        for i, (c, p) in enumerate(zip(convs, prompts)):
-            ids = _letter_ids(tokenizer, c["letters"])
-            choice = logits[i, len(p) - 1, ids].argmax().item()
-            passed += bool(task.evaluate(c, c["letters"][choice]))
-    passed, total = _reduce_counts(passed, len(mine), device)
-    return {"accuracy": passed / total if total else float("nan"), "passed": passed, "total": total}
+def _right_padded(prompts: list[list[int]], pad: int, device) -> torch.Tensor:
+    "The prompts as one (B, L) batch, padded on the right with `pad` to the longest."
+    x = torch.full((len(prompts), max(len(p) for p in prompts)), pad, dtype=torch.long, device=device)
+    for i, p in enumerate(prompts):
+        x[i, :len(p)] = torch.tensor(p, dtype=torch.long)
+    return x
 
-# %% ../nbs/18a_chat_eval.ipynb #e95a08a2
+# %% ../nbs/18a_chat_eval.ipynb #6636512d
 def _completion(tokens: list[int], prompt: list[int]) -> list[int]:
     "The sampled part of an engine result (whether or not the result repeats the prompt)."
     return tokens[len(prompt):] if tokens[:len(prompt)] == prompt and len(tokens) >= len(prompt) else tokens
 
+def _samples(engine, tokenizer, task, mine: list[int], num_samples: int, batch_size: int, seed: int, **sampling):
+    "Yield (conversation, prompt, results) for each problem of `mine`: batched across problems when one sample each."
+    if num_samples == 1 and hasattr(engine, "generate_many"):
+        for s in range(0, len(mine), batch_size):
+            convs = [task[i] for i in mine[s:s + batch_size]]
+            prompts = [tokenizer.render_for_completion(c) for c in convs]
+            results, _ = engine.generate_many(prompts, seed=seed + s, **sampling)
+            yield from ((c, p, [r]) for c, p, r in zip(convs, prompts, results))
+        return
+    for i in mine:
+        conv = task[i]
+        prompt = tokenizer.render_for_completion(conv)
+        results, _ = engine.generate_batch(prompt, num_samples=num_samples, seed=seed + i, **sampling)
+        yield conv, prompt, results
+
+# %% ../nbs/18a_chat_eval.ipynb #e59cc1f7
+def _pass_at_k(outcomes: list[list[bool]], num_samples: int, device) -> dict:
+    "{'pass@k': fraction of problems with a right sample among the first k} for k = 1..num_samples, and the counts."
+    out = {}
+    for k in range(1, num_samples + 1):
+        passed, total = _reduce_counts(sum(any(o[:k]) for o in outcomes), len(outcomes), device)
+        out[f"pass@{k}"] = passed / total if total else float("nan")
+    return {**out, "passed": passed, "total": total}
+
+# %% ../nbs/18a_chat_eval.ipynb #ff92e062
 @torch.no_grad()
 def run_generative(engine, tokenizer, task, num_samples: int = 1, max_new_tokens: int = 256, temperature: float = 0.0,
                    top_k: int | None = 50, batch_size: int = 8, max_problems: int | None = None, seed: int = 42,
@@ -72,38 +77,19 @@ def run_generative(engine, tokenizer, task, num_samples: int = 1, max_new_tokens
         raise ValueError(f"`num_samples` and `batch_size` must be >= 1; got {num_samples}, {batch_size}")
     rank, world = dist_rank_world()
     if problems is None:
-        n = len(task) if max_problems is None else min(len(task), max_problems)
-        problems = list(range(n))
-    mine = problems[rank::world]
+        problems = list(range(len(task) if max_problems is None else min(len(task), max_problems)))
     outcomes, samples = [], []  # per problem: [bool per sample]; first few decoded completions for display
-    def judge(conv, prompt, results):
+    for conv, prompt, results in _samples(engine, tokenizer, task, problems[rank::world], num_samples, batch_size, seed,
+                                          max_tokens=max_new_tokens, temperature=temperature, top_k=top_k):
         texts = [tokenizer.decode(_completion(r, prompt)) for r in results]
         outcomes.append([bool(task.evaluate(conv, t)) for t in texts])
         if len(samples) < 4:
-            samples.append((conv["messages"][0]["content"] if isinstance(conv["messages"][0]["content"], str) else "", texts[0]))
-    if num_samples == 1 and hasattr(engine, "generate_many"):
-        for s in range(0, len(mine), batch_size):
-            convs = [task[i] for i in mine[s:s + batch_size]]
-            prompts = [tokenizer.render_for_completion(c) for c in convs]
-            results, _ = engine.generate_many(prompts, max_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                                              seed=seed + s)
-            for c, p, r in zip(convs, prompts, results):
-                judge(c, p, [r])
-    else:
-        for i in mine:
-            conv = task[i]
-            prompt = tokenizer.render_for_completion(conv)
-            results, _ = engine.generate_batch(prompt, num_samples=num_samples, max_tokens=max_new_tokens,
-                                               temperature=temperature, top_k=top_k, seed=seed + i)
-            judge(conv, prompt, results)
+            first = conv["messages"][0]["content"]
+            samples.append((first if isinstance(first, str) else "", texts[0]))
     device = next(engine.model.parameters()).device if hasattr(engine, "model") else torch.device("cpu")
-    out = {}
-    for k in range(1, num_samples + 1):
-        passed, total = _reduce_counts(sum(any(o[:k]) for o in outcomes), len(outcomes), device)
-        out[f"pass@{k}"] = passed / total if total else float("nan")
-    out.update(accuracy=out[f"pass@{num_samples}"], passed=passed, total=total, samples=samples,
-               outcomes=outcomes)  # outcomes: this rank's problems, in order, one bool per sample
-    return out
+    out = _pass_at_k(outcomes, num_samples, device)
+    return {**out, "accuracy": out[f"pass@{num_samples}"], "samples": samples,
+            "outcomes": outcomes}  # outcomes: this rank's problems, in order, one bool per sample
 
 # %% ../nbs/18a_chat_eval.ipynb #a86928ce
 def paired_gain(before: list[bool], after: list[bool]) -> dict:
