@@ -13,7 +13,7 @@ from typing import Callable, Iterator
 import torch
 
 # %% auto #0
-__all__ = ['TASK_NAMES', 'SOURCE_STAGE', 'extract_answer', 'ToyMath', 'ToyChoice', 'parse_task_specs', 'build_task',
+__all__ = ['TASK_NAMES', 'CHECKPOINT_WRITER', 'extract_answer', 'ToyMath', 'ToyChoice', 'parse_task_specs', 'build_task',
            'build_mixture', 'local_rank_first', 'to_device', 'pack_conversations', 'sft_collate', 'sft_batches',
            'load_source', 'StopOnSignal']
 
@@ -234,21 +234,21 @@ def sft_batches(dataset, tokenizer, B: int, rank: int = 0, world_size: int = 1, 
         yield x, y, {"cursor": cursor, "epoch": epoch, "progress": epoch + cursor / n}
 
 # %% ../nbs/18_chat_data.ipynb #01018229
-SOURCE_STAGE = {"base": "base_train (30_base_train)", "mid": "mid_train (40_mid_train)",
+CHECKPOINT_WRITER = {"base": "base_train (30_base_train)", "mid": "mid_train (40_mid_train)",
                 "sft": "chat_sft (50_chat_sft)", "rl": "chat_rl (60_chat_rl)"}
 
 def load_source(source: str, base_dir, device, phase: str = "eval", model_tag: str = "", step: int = -1):
     "(model, tokenizer, meta) of the `source` checkpoint in `base_dir`; errors name the stage that writes it."
-    from nanochat.checkpoint import CHECKPOINT_SOURCES, load_model
+    from nanochat.checkpoint import CHECKPOINT_STAGES, load_model
     from nanochat.tokenizer import get_tokenizer
-    if source not in SOURCE_STAGE:
-        raise ValueError(f"unknown source `{source}`; sources: {', '.join(SOURCE_STAGE)}")
-    where = f"{base_dir}/{CHECKPOINT_SOURCES[source]}/{model_tag or '<largest d*>'}"
+    if source not in CHECKPOINT_WRITER:
+        raise ValueError(f"unknown source `{source}`; sources: {', '.join(CHECKPOINT_WRITER)}")
+    where = f"{base_dir}/{CHECKPOINT_STAGES[source]}/{model_tag or '<largest d*>'}"
     try:
         model, tokenizer, meta = load_model(source, device, phase, model_tag=model_tag or None,
                                             step=None if step < 0 else step, base_dir=base_dir)
     except FileNotFoundError as e:
-        raise FileNotFoundError(f"no {source} checkpoint in {where}: run the stage {SOURCE_STAGE[source]} first ({e})") from None
+        raise FileNotFoundError(f"no {source} checkpoint in {where}: run the stage {CHECKPOINT_WRITER[source]} first ({e})") from None
     if tokenizer is None:
         tokenizer = get_tokenizer(base_dir)  # raises, naming the missing tokenizer dir
     return model, tokenizer, meta

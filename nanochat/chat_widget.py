@@ -14,16 +14,14 @@ from pathlib import Path
 import ipywidgets as widgets
 
 from .chat_web import RequestError, TextStream, prompt_tokens, reply_tokens
-from .checkpoint import CHECKPOINT_SOURCES, find_largest_model, find_last_step, load_model
+from .checkpoint import CHECKPOINT_STAGES, find_largest_model, find_last_step, load_model
 from .common import autodetect_device_type, get_base_dir
 from .engine import Engine
 
 # %% auto #0
-__all__ = ['SOURCES', 'load_chat_model', 'render_transcript', 'ChatWidget', 'trained_source']
+__all__ = ['load_chat_model', 'render_transcript', 'ChatWidget', 'trained_source']
 
 # %% ../nbs/80_chat.ipynb #cadaf09d
-SOURCES = ("base", "mid", "sft", "rl")
-
 def load_chat_model(source: str, base_dir: str | Path | None = None, device: str | None = None):
     "(engine, tokenizer, context length) for the latest `source` checkpoint (base|mid|sft|rl)."
     model, tokenizer, meta = load_model(source, device or autodetect_device_type(), "eval", base_dir=base_dir)
@@ -68,7 +66,7 @@ class ChatWidget:
         self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.05, description="temperature", style=wide)
         self.top_k = widgets.IntSlider(value=top_k, min=0, max=200, description="top-k (0 off)", style=wide)
         self.max_tokens = widgets.BoundedIntText(value=max_tokens, min=1, max=4096, description="max tokens", style=wide)
-        self.source = widgets.Dropdown(options=SOURCES, value=source, description="checkpoint", style=wide)
+        self.source = widgets.Dropdown(options=tuple(CHECKPOINT_STAGES), value=source, description="checkpoint", style=wide)
         self.new_button = widgets.Button(description="New conversation")
         self.regenerate_button = widgets.Button(description="Regenerate")
         self.status = widgets.HTML("")
@@ -170,7 +168,7 @@ def trained_source(base_dir: str | Path | None = None) -> str | None:
     "The most trained chat checkpoint in `base_dir`: 'rl', else 'sft', else 'mid'; None when there is none."
     base = Path(base_dir) if base_dir else get_base_dir()
     for source in ("rl", "sft", "mid"):
-        folder = base / CHECKPOINT_SOURCES[source]
+        folder = base / CHECKPOINT_STAGES[source]
         try:
             find_last_step(folder / find_largest_model(folder))
             return source

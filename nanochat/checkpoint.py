@@ -17,7 +17,7 @@ from .common import atomic_torch_save, atomic_write, get_base_dir, print0
 from .gpt import GPT, GPTConfig
 
 # %% auto #0
-__all__ = ['CHECKPOINT_SOURCES', 'checkpoint_paths', 'save_checkpoint', 'load_checkpoint', 'find_last_step', 'find_largest_model',
+__all__ = ['CHECKPOINT_STAGES', 'checkpoint_paths', 'save_checkpoint', 'load_checkpoint', 'find_last_step', 'find_largest_model',
            'strip_compile_prefix', 'check_tokenizer', 'build_model', 'check_folder_name', 'load_model']
 
 # %% ../nbs/08_checkpoint.ipynb #47a9343f
@@ -167,7 +167,7 @@ def build_model(checkpoint_dir: str | os.PathLike, step: int, device, phase: str
     return model, tokenizer, meta
 
 # %% ../nbs/08_checkpoint.ipynb #6b26105f
-CHECKPOINT_SOURCES = {"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints",
+CHECKPOINT_STAGES = {"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints",
                       "rl": "chatrl_checkpoints"}
 
 def check_folder_name(what: str, name: str) -> None:
@@ -179,10 +179,10 @@ def check_folder_name(what: str, name: str) -> None:
 def load_model(source: str, device, phase: str, model_tag: str | None = None, step: int | None = None,
                base_dir: str | os.PathLike | None = None) -> tuple[GPT, object, dict]:
     "(model, tokenizer or None, meta) for source base|mid|sft|rl in `base_dir` (default get_base_dir())."
-    if source not in CHECKPOINT_SOURCES:
-        raise ValueError(f"source must be one of {sorted(CHECKPOINT_SOURCES)}, got {source!r}")
+    if source not in CHECKPOINT_STAGES:
+        raise ValueError(f"source must be one of {sorted(CHECKPOINT_STAGES)}, got {source!r}")
     base_dir = Path(base_dir) if base_dir is not None else get_base_dir()
-    checkpoints_dir = base_dir / CHECKPOINT_SOURCES[source]
+    checkpoints_dir = base_dir / CHECKPOINT_STAGES[source]
     if model_tag:
         check_folder_name("model_tag", model_tag)
     model_tag = model_tag or find_largest_model(checkpoints_dir)

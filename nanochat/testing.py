@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import nanochat
-from .checkpoint import CHECKPOINT_SOURCES, find_largest_model, find_last_step, save_checkpoint
+from .checkpoint import CHECKPOINT_STAGES, find_largest_model, find_last_step, save_checkpoint
 from .core_bundle import write_bundle
 from .dataset import list_parquet_files, write_shards
 from .gpt import GPT, config_from_depth
@@ -66,9 +66,9 @@ def ensure_tokenizer(base_dir: str | os.PathLike, vocab_size: int = 512) -> Toke
 def ensure_checkpoint(base_dir: str | os.PathLike, source: str = "base", depth: int = 2, vocab_size: int | None = None,
                       sequence_len: int = 128) -> Path:
     "The model dir of `source`'s checkpoint in `base_dir`; writes a freshly initialised tiny GPT at step 0 if none exists."
-    if source not in CHECKPOINT_SOURCES:
-        raise ValueError(f"source must be one of {sorted(CHECKPOINT_SOURCES)}, got {source!r}")
-    checkpoints_dir = Path(base_dir) / CHECKPOINT_SOURCES[source]
+    if source not in CHECKPOINT_STAGES:
+        raise ValueError(f"source must be one of {sorted(CHECKPOINT_STAGES)}, got {source!r}")
+    checkpoints_dir = Path(base_dir) / CHECKPOINT_STAGES[source]
     try:
         model_dir = checkpoints_dir / find_largest_model(checkpoints_dir)
         find_last_step(model_dir)
