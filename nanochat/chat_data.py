@@ -12,20 +12,15 @@ from typing import Callable, Iterator
 
 import torch
 
+from .tasks.common import extract_answer
+
 # %% auto #0
-__all__ = ['TASK_NAMES', 'CHECKPOINT_WRITER', 'extract_answer', 'ToyMath', 'ToyChoice', 'parse_task_specs', 'build_task',
-           'build_mixture', 'local_rank_first', 'to_device', 'pack_conversations', 'sft_collate', 'sft_batches',
-           'load_source', 'StopOnSignal']
+__all__ = ['TASKS', 'EVAL_TASKS', 'CHECKPOINT_WRITER', 'ToyMath', 'ToyChoice', 'register_task', 'task_name', 'parse_task_specs',
+           'build_task', 'build_mixture', 'local_rank_first', 'to_device', 'pack_conversations', 'sft_collate',
+           'sft_batches', 'load_source', 'StopOnSignal']
 
 # %% ../nbs/18_chat_data.ipynb #8f368c3a
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
-_ANSWER = re.compile(r"####\s*(-?[\d,]+)")
-
-def extract_answer(text: str) -> str | None:
-    "The number after the first `####` in `text` (commas removed), or None (as GSM8K's grading)."
-    m = _ANSWER.search(text)
-    return m.group(1).replace(",", "") if m else None
-
 class ToyMath:
     "One-operation arithmetic word problems in GSM8K's answer format (calculator call, then `#### n`)."
     eval_type = "generative"
@@ -85,78 +80,79 @@ class ToyChoice:
         return completion.strip() == conversation["messages"][-1]["content"]
 
 # %% ../nbs/18_chat_data.ipynb #4ed1ca77
-def _hub_task(name: str, split: str, n: int | None, source: str, base_dir=None):
-    import nanochat.tasks as T  # a late import: the toy task needs no datasets
-    sl = {} if n is None else {"stop": n}
-    def kw(**k):
-        return {**k, "source": source}
-    if name == "smoltalk":
-        return T.SmolTalk(**kw(split=split), **sl)
-    if name == "mmlu_aux":
-        return T.MMLU(**kw(subset="auxiliary_train", split="train"), **sl)
-    if name == "mmlu":
-        return T.MMLU(**kw(subset="all", split={"train": "dev"}.get(split, split)), **sl)
-    if name in ("arc_easy", "arc_challenge"):
-        subset = "ARC-Easy" if name == "arc_easy" else "ARC-Challenge"
-        return T.ARC(**kw(subset=subset, split=split), **sl)
-    if name == "gsm8k":
-        return T.GSM8K(**kw(subset="main", split=split), **sl)
-    if name == "humaneval":
-        return T.HumanEval(**kw(), **sl)
-    if name == "spelling_bee":
-        return T.SpellingBee(**kw(size=n or (256 if split == "test" else 300), split=split))  # the reference's sizes
-    if name == "simple_spelling":
-        return T.SimpleSpelling(**kw(size=n or 300, split=split))
-    if name in ("arithmetic", "letter_count", "two_step"):  # generated skills (chapter 13e)
-        cls = {"arithmetic": T.Arithmetic, "letter_count": T.LetterCount, "two_step": T.TwoStep}[name]
-        return cls(size=n or 1000, split=split, **({"source": source} if name == "letter_count" else {}))
-    if name == "identity":  # generated from templates into the base dir (once)
-        return T.CustomJSON(filepath=T.identity_conversations_path(base_dir), **sl)
-    raise AssertionError(name)
+TASKS: dict[str, tuple[Callable, bool]] = {}  # the one name of each task -> (build(split, n, source, base_dir), scored by chat_eval)
 
-TASK_NAMES = ("toy_math", "toy_choice", "smoltalk", "mmlu_aux", "mmlu", "arc_easy", "arc_challenge", "gsm8k", "humaneval",
-              "spelling_bee", "simple_spelling", "identity", "arithmetic", "letter_count", "two_step")
+def _key(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
 
+def register_task(name: str, build: Callable, evaluated: bool = True) -> None:
+    "File `build(split, n, source, base_dir)` under the task's one `name`; `evaluated`: chat evaluation scores it."
+    clash = [k for k in TASKS if _key(k) == _key(name) and k != name]
+    if clash:
+        raise ValueError(f"task name `{name}` is another spelling of `{clash[0]}`")
+    TASKS[name] = (build, evaluated)
+
+def task_name(spelling: str) -> str:
+    "The registered name of `spelling` (case and `-`/`_` ignored): 'arc_easy' -> 'ARC-Easy'."
+    found = {_key(k): k for k in TASKS}.get(_key(spelling))
+    if found is None:
+        raise ValueError(f"unknown task `{spelling}`; tasks: {', '.join(TASKS)}")
+    return found
+
+# %% ../nbs/18_chat_data.ipynb #c61c2c27
+def _tasks():
+    import nanochat.tasks as T  # late: the toy tasks need none of the dataset code
+    return T
+
+def _stop(n: int | None) -> dict:
+    return {} if n is None else {"stop": n}
+
+for _name, _build, _evaluated in [  # a data table: name, builder(split, n, source, base), scored by chat_eval
+    ("ToyMath", lambda split, n, src, base: ToyMath(split, size=n or 1000), True),
+    ("ToyChoice", lambda split, n, src, base: ToyChoice(split, size=n or 1000), True),
+    ("SmolTalk", lambda split, n, src, base: _tasks().SmolTalk(split=split, source=src, **_stop(n)), False),
+    ("MMLU-Aux", lambda split, n, src, base: _tasks().MMLU(subset="auxiliary_train", split="train", source=src, **_stop(n)), False),
+    ("MMLU", lambda split, n, src, base: _tasks().MMLU(subset="all", split={"train": "dev"}.get(split, split), source=src,
+                                                   **_stop(n)), True),
+    ("ARC-Easy", lambda split, n, src, base: _tasks().ARC(subset="ARC-Easy", split=split, source=src, **_stop(n)), True),
+    ("ARC-Challenge", lambda split, n, src, base: _tasks().ARC(subset="ARC-Challenge", split=split, source=src, **_stop(n)), True),
+    ("GSM8K", lambda split, n, src, base: _tasks().GSM8K(subset="main", split=split, source=src, **_stop(n)), True),
+    ("HumanEval", lambda split, n, src, base: _tasks().HumanEval(source=src, **_stop(n)), True),
+    ("SpellingBee", lambda split, n, src, base: _tasks().SpellingBee(size=n or (256 if split == "test" else 300), split=split,
+                                                                 source=src), True),  # the reference's sizes
+    ("SimpleSpelling", lambda split, n, src, base: _tasks().SimpleSpelling(size=n or 300, split=split, source=src), False),
+    ("Identity", lambda split, n, src, base: _tasks().CustomJSON(filepath=_tasks().identity_conversations_path(base), **_stop(n)), False),
+    ("Arithmetic", lambda split, n, src, base: _tasks().Arithmetic(size=n or 1000, split=split), True),  # generated skills (13e)
+    ("LetterCount", lambda split, n, src, base: _tasks().LetterCount(size=n or 1000, split=split, source=src), True),
+    ("TwoStep", lambda split, n, src, base: _tasks().TwoStep(size=n or 1000, split=split), True),
+]:
+    register_task(_name, _build, _evaluated)
+
+EVAL_TASKS = tuple(k for k, (_, scored) in TASKS.items() if scored)  # the tasks chat evaluation scores
+
+# %% ../nbs/18_chat_data.ipynb #f9f5f1cc
 def parse_task_specs(specs: str) -> list[tuple[str, int | None]]:
-    "`'a,b:100'` -> [('a', None), ('b', 100)]; ValueError naming an unknown task or a bad count."
+    "`'arc_easy,SmolTalk:100'` -> [('ARC-Easy', None), ('SmolTalk', 100)]; ValueError naming an unknown task or a bad count."
     out = []
     for spec in [s.strip() for s in specs.split(",") if s.strip()]:
         name, _, n = spec.partition(":")
-        if name not in TASK_NAMES:
-            raise ValueError(f"unknown task `{name}` in {specs!r}; tasks: {', '.join(TASK_NAMES)}")
         if n and not (n.isdigit() and int(n) > 0):
             raise ValueError(f"task spec `{spec}`: the count after ':' must be a positive whole number")
-        out.append((name, int(n) if n else None))
+        out.append((task_name(name.strip()), int(n) if n else None))
     if not out:
         raise ValueError(f"no task in {specs!r}")
     return out
 
+# %% ../nbs/18_chat_data.ipynb #644f7f7a
 def build_task(name: str, split: str, n: int | None = None, source: str = "auto", base_dir=None):
-    "The task `name` for `split` with at most `n` rows (`base_dir`: where generated files go)."
-    if name == "toy_math":
-        return ToyMath(split, size=n or 1000)
-    if name == "toy_choice":
-        return ToyChoice(split, size=n or 1000)
-    if name not in TASK_NAMES:
-        raise ValueError(f"unknown task `{name}`; tasks: {', '.join(TASK_NAMES)}")
-    return _hub_task(name, split, n, source, base_dir)
+    "The task `name` (any spelling `task_name` reads) for `split` with at most `n` rows (`base_dir`: where generated files go)."
+    return TASKS[task_name(name)][0](split, n, source, base_dir)
 
-class _Mixture:
-    "A deterministic shuffle of the concatenated tasks (random.Random(42) over (task, index) pairs)."
-    def __init__(self, tasks: list):
-        self.tasks = tasks
-        self.index = [(t, i) for t, task in enumerate(tasks) for i in range(len(task))]
-        random.Random(42).shuffle(self.index)
-    def __len__(self) -> int:
-        return len(self.index)
-    def __getitem__(self, i: int) -> dict:
-        t, j = self.index[i]
-        return self.tasks[t][j]
-
+# %% ../nbs/18_chat_data.ipynb #42aacb5a
 def build_mixture(specs: str, split: str, source: str = "auto", base_dir=None):
     "The mixture of the tasks in `specs` for `split` (one task alone is returned as it is)."
     tasks = [build_task(name, split, n, source, base_dir) for name, n in parse_task_specs(specs)]
-    return tasks[0] if len(tasks) == 1 else _Mixture(tasks)
+    return tasks[0] if len(tasks) == 1 else _tasks().TaskMixture(tasks)
 
 # %% ../nbs/18_chat_data.ipynb #dd636151
 def local_rank_first(fn: Callable, local_rank: int, ddp: bool):
