@@ -9,9 +9,11 @@ import os
 import re
 from pathlib import Path
 
+from fastcore.basics import patch
+
 # %% auto #0
-__all__ = ['PEAK_FLOPS', 'lr_multiplier', 'gpu_peak_flops', 'cpu_peak_flops', 'peak_flops', 'hms', 'Progress', 'DummyWandb',
-           'get_wandb']
+__all__ = ['PEAK_FLOPS', 'lr_multiplier', 'gpu_peak_flops', 'cpu_peak_flops', 'matmul_peak', 'measured_cpu_peak', 'peak_flops',
+           'mfu_text', 'hms', 'Progress', 'StageSpeed', 'DummyWandb', 'get_wandb']
 
 # %% ../nbs/16_training.ipynb #58c55673
 def lr_multiplier(step: int, num_iterations: int, warmup_ratio: float = 0.0, warmdown_ratio: float = 0.2,
@@ -47,19 +49,56 @@ def cpu_peak_flops(cpuinfo: str, threads: int) -> float | None:
     per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 8
     return max(mhz) * 1e6 * per_cycle * threads if mhz else None
 
-def peak_flops(device_type: str = "cpu") -> float | None:
-    "Peak FLOP/s of one device: the GPU table for cuda, an estimate for this CPU, None if unknown."
+# %% ../nbs/16_training.ipynb #01a5e669
+def matmul_peak(dtype: "torch.dtype", n: int = 1024, reps: int = 3) -> float:
+    "Best-of-reps FLOP/s of an n x n matmul in `dtype` on the current threads, over the layouts a @ b and a @ b.T."
+    import time
+    import torch
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    best = float("inf")
+    for rhs in (b, b.t()):
+        a @ rhs  # warm-up: allocation and kernel choice
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            a @ rhs
+            best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+def measured_cpu_peak(dtype: "torch.dtype", base_dir: str | os.PathLike, n: int = 1024) -> float:
+    "This CPU's matmul peak in `dtype` on the current thread count, measured once per machine and cached in base_dir."
+    import json
+    import platform
+    import torch
+    cpu = re.findall(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())[:1] if Path("/proc/cpuinfo").exists() else []
+    key = f"{(cpu or [platform.processor()])[0]} | {torch.get_num_threads()} threads | {dtype} | torch {torch.__version__}"
+    path = Path(base_dir) / "peak_flops.json"
+    cache = json.loads(path.read_text()) if path.exists() else {}
+    if key not in cache:
+        cache[key] = matmul_peak(dtype, n if dtype == torch.float32 else n // 2)  # bf16 may be emulated: smaller
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cache, indent=1))
+        tmp.replace(path)  # atomic: ranks and stages may measure at once
+    return cache[key]
+
+# %% ../nbs/16_training.ipynb #bb08a458
+def peak_flops(device_type: str = "cpu", dtype=None, base_dir: str | os.PathLike | None = None) -> float | None:
+    "Peak FLOP/s of one device: the GPU table for cuda; for a CPU the measured matmul peak in `dtype` (cached in base_dir), else None."
+    import torch
     if device_type == "cuda":
-        import torch  # a CUDA run has it; the estimate below needs nothing
         return gpu_peak_flops(torch.cuda.get_device_name(0))
-    if device_type != "cpu":
+    if device_type != "cpu" or base_dir is None:
         return None
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:  # not Linux
-        return None
-    threads = int(os.environ.get("NANOCHAT_THREADS", 0)) or len(os.sched_getaffinity(0))
-    return cpu_peak_flops(info, threads)
+    from nanochat.common import compute_dtype
+    return measured_cpu_peak(dtype or compute_dtype("cpu"), base_dir)
+
+def mfu_text(mfu: float | None, device_type: str = "cpu") -> str:
+    "MFU as a percentage; 'unknown' without a peak, flagged above 100% (impossible) and, on a CPU, above 70% (suspect)."
+    if mfu is None or mfu != mfu:
+        return "unknown"
+    if mfu > 1:
+        return f"{100 * mfu:.1f}% (impossible: the peak is wrong)"
+    return f"{100 * mfu:.1f}%" + (" (suspect)" if device_type == "cpu" and mfu > 0.7 else "")
 
 # %% ../nbs/16_training.ipynb #8ddcdd09
 def hms(seconds: float) -> str:
@@ -84,11 +123,62 @@ class Progress:
         if not (done % self.every == 0 or done == self.total or step == 0):
             return None
         tok_s = self.tokens / dt if dt > 0 else float("nan")
-        mfu = f"{100 * self.fpt * tok_s / self.peak:.1f}%" if self.fpt and self.peak else "-"
+        mfu = mfu_text(self.fpt * tok_s / self.peak if self.fpt and self.peak else None)
         per_step = self.timed / self.steps_timed if self.steps_timed else dt
         eta = per_step * (self.total - done)
         return (f"step {done:05d}/{self.total:05d} ({100 * done / self.total:.1f}%) | loss {loss:.4f} | lr {lr:.2e} | "
                 f"{tok_s:,.0f} tok/s | mfu {mfu} | elapsed {hms(self.elapsed)} | eta {hms(eta)}")
+
+# %% ../nbs/16_training.ipynb #19e12312
+class StageSpeed:
+    "A training stage's mean tokens/s over its steps (all its work, less the first `skip` steps) and its step's alone."
+    def __init__(self, skip: int = 2, clock=None):
+        import time
+        if skip < 1:
+            raise ValueError(f"skip must be >= 1 (the clock starts at the end of step `skip`); got {skip}")
+        self.skip, self.clock, self.steps, self.tokens = skip, clock or time.perf_counter, 0, 0
+        self.t0 = self.t1 = None
+        self.step_tok_s = None
+
+    def step_done(self, tokens: int) -> None:
+        "Call right after each training step, with the tokens it trained on."
+        self.steps += 1
+        now = self.clock()
+        if self.steps == self.skip:
+            self.t0 = now
+        if self.steps > self.skip:
+            self.tokens += tokens
+        self.t1 = now
+
+    @property
+    def tok_s(self) -> float | None:
+        "Tokens/s from the end of the skipped steps to the end of the last step, or None before two timed steps."
+        return self.tokens / (self.t1 - self.t0) if self.tokens and self.t1 > self.t0 else None
+
+# %% ../nbs/16_training.ipynb #773dabe0
+@patch
+def isolated(self: StageSpeed, step_fn, tokens: int, model, optimizers, n: int = 2) -> float:
+    "Tokens/s of `step_fn()` (one whole training step on a fixed batch) over n runs; then the model and optimizers are restored."
+    import copy
+    saved = copy.deepcopy((model.state_dict(), [o.state_dict() for o in optimizers]))
+    times = []
+    for _ in range(n):
+        t0 = self.clock()
+        step_fn()
+        times.append(self.clock() - t0)
+    model.load_state_dict(saved[0])
+    for o, s in zip(optimizers, saved[1]):
+        o.load_state_dict(s)
+    self.step_tok_s = tokens * n / sum(times)
+    return self.step_tok_s
+
+@patch
+def line(self: StageSpeed) -> str:
+    "The stage's tokens/s, its step's and the efficiency, for the stage's output."
+    stage, alone = self.tok_s, self.step_tok_s
+    eff = f"{stage / alone:.0%}" if stage and alone else "unknown"
+    fmt = lambda v: f"{v:,.0f}" if v else "-"
+    return f"stage {fmt(stage)} tok/s over its steps (compile excluded) | step alone {fmt(alone)} tok/s | efficiency {eff}"
 
 # %% ../nbs/16_training.ipynb #b0b9cc55
 class DummyWandb:
