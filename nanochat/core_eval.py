@@ -300,6 +300,7 @@ def centered_accuracy(accuracy: float, random_baseline_pct: float) -> float:
     b = 0.01 * random_baseline_pct
     return (accuracy - b) / (1.0 - b)
 
+# %% ../nbs/10_core_eval.ipynb #878ad9fa
 def load_bundle(bundle_dir: str | os.PathLike) -> tuple[list[dict], dict[str, float], dict]:
     "Read a bundle: (tasks from core.yaml, {label: random baseline %}, bundle_info)."
     bundle_dir = Path(bundle_dir)
@@ -312,12 +313,14 @@ def load_bundle(bundle_dir: str | os.PathLike) -> tuple[list[dict], dict[str, fl
     info = json.loads(info_path.read_text()) if info_path.exists() else {"kind": "real", "missing": []}
     return tasks, baselines, info
 
+# %% ../nbs/10_core_eval.ipynb #cf96f5ea
 def task_meta(task: dict) -> dict:
     "The evaluation settings of one core.yaml task entry."
     nf = task["num_fewshot"]
     return {"task_type": task["icl_task_type"], "num_fewshot": nf[0] if isinstance(nf, list) else nf,
             "continuation_delimiter": task.get("continuation_delimiter", " ")}
 
+# %% ../nbs/10_core_eval.ipynb #4f6d8b62
 def load_task_data(bundle_dir: str | os.PathLike, task: dict, max_per_task: int = -1) -> list[dict]:
     "A task's items, shuffled with seed 1337, cropped to `max_per_task` (-1 = all)."
     with open(Path(bundle_dir) / "eval_data" / task["dataset_uri"]) as f:

@@ -135,6 +135,7 @@ _MAX_PROCS = 32  # processes + threads of one run (pids.max and RLIMIT_NPROC)
 _MAX_OUTPUT_BYTES = 1 << 20  # RLIMIT_FSIZE: stdout, stderr and any file the program writes (1 MiB)
 _TMPFS_BYTES = 64 * 1024 ** 2  # size of each of the sandbox's two tmpfs (its home and /tmp)
 
+# %% ../nbs/12_execution.ipynb #58d1fa3c
 def _own_cgroup(controller: str | None) -> str | None:
     "This process's cgroup path for a v1 `controller`, or its v2 path (controller None)."
     try:
@@ -146,6 +147,7 @@ def _own_cgroup(controller: str | None) -> str | None:
         pass
     return None
 
+# %% ../nbs/12_execution.ipynb #931c708e
 def _remove_stale(parent: Path) -> None:
     "Remove empty run cgroups left by parents that died (their pid is in the name)."
     try:
@@ -180,6 +182,7 @@ def _make_cgroup(parent: Path, limits: dict[str, int]) -> Path | None:
         path.rmdir()
         return None
 
+# %% ../nbs/12_execution.ipynb #8f393ab4
 def _kill_cgroup(path: Path) -> None:
     "SIGKILL every process in the cgroup at `path`, then remove it (best effort)."
     for _ in range(200):
@@ -253,6 +256,7 @@ def _unshare_network() -> bool:
     unshare = _libc_unshare()
     return unshare is not None and unshare(_CLONE_NEWNET) == 0
 
+# %% ../nbs/12_execution.ipynb #5d851bdc
 def _set_limits(maximum_memory_bytes: int | None) -> None:
     "The child's resource limits (memory, file size, core dumps), each best effort: macOS refuses RLIMIT_AS."
     limits = [(resource.RLIMIT_FSIZE, _MAX_OUTPUT_BYTES), (resource.RLIMIT_CORE, 0)]
@@ -322,6 +326,7 @@ def _child_env(home: str) -> dict[str, str]:
     return {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": home, "OMP_NUM_THREADS": "1",
             "PYTHONIOENCODING": "utf-8", "LANG": "C.UTF-8"}
 
+# %% ../nbs/12_execution.ipynb #a314d43d
 def _bound_paths() -> list[str]:
     "What the sandbox sees, read-only: the system's programs and libraries, and this interpreter's prefixes."
     wanted = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc/ld.so.cache",
@@ -333,6 +338,7 @@ def _bound_paths() -> list[str]:
             out.append(p)
     return out
 
+# %% ../nbs/12_execution.ipynb #7b9d730a
 def _bwrap_argv(bwrap: str) -> tuple[list[str], list[int]]:
     "bubblewrap's command line (new namespaces, an empty environment, two tmpfs, the interpreter read-only) and its fds."
     argv = [bwrap, "--unshare-all", "--unshare-user", "--die-with-parent", "--new-session", "--clearenv",
@@ -403,6 +409,7 @@ def _child_source() -> str:
     origin = importlib.util.find_spec("nanochat.execution").origin
     return Path(origin).read_text(encoding="utf-8") + "\n_child_main()\n"
 
+# %% ../nbs/12_execution.ipynb #01cf546c
 def _launch(root: Path, out, err, marker_w: int, nonce_r: int, maximum_memory_bytes: int | None,
             cgroup: _RunCgroup, guard: bool) -> subprocess.Popen:
     "Start the child on root/program.py: under bubblewrap where it works, else directly in root/work."
@@ -452,6 +459,7 @@ def _describe_failure(returncode: int, stderr: str, out_full: bool) -> str:
     lines = [l for l in stderr.strip().splitlines() if l.strip()]
     return lines[-1][:500] if lines else f"exited with status {returncode} before finishing"
 
+# %% ../nbs/12_execution.ipynb #2a9e6ba6
 def _run(root: Path, timeout: float, maximum_memory_bytes: int | None, guard: bool) -> tuple[bool, bool, int]:
     "Run root/program.py once: (the nonce came back, timed out, exit status)."
     cgroup = _RunCgroup(max_bytes=None if maximum_memory_bytes is None else maximum_memory_bytes + 2 * _TMPFS_BYTES)

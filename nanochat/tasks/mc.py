@@ -8,8 +8,11 @@ from __future__ import annotations
 import functools
 import os
 
-from .common import (RowsTask, check_choice, hub_file, hub_shuffle, offline_archive, read_arrow,
+from fastcore.basics import patch
+
+from .common import (RowsTask, check_choice, hub_file, hub_shuffle, offline_archive,
                                    read_jsonl, read_parquet, render_mc)
+from ..core_bundle import read_arrow
 from ..download import list_members, read_member
 
 # %% auto #0
@@ -35,6 +38,7 @@ def _rc_docs_to_arc(data: bytes) -> list[dict]:
                      "choices": {"text": list(d["choices"]), "label": labels}, "answerKey": labels[d["gold"]]})
     return rows
 
+# %% ../../nbs/13a_tasks_mc.ipynb #06931f8d
 @functools.lru_cache(maxsize=16)
 def _arc_rows(subset: str, split: str, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
     if source == "hub":
@@ -68,18 +72,21 @@ class ARC(RowsTask):
     def eval_type(self) -> str:
         return "categorical"
 
-    def get_example(self, index: int) -> dict:
-        row = self.rows[index]
-        letters, choices = list(row["choices"]["label"]), list(row["choices"]["text"])
-        if row["answerKey"] not in letters:
-            raise ValueError(f"ARC row {row['id']}: answer {row['answerKey']!r} is not one of {letters}")
-        return {"messages": [{"role": "user", "content": render_mc(row["question"], letters, choices)},
-                             {"role": "assistant", "content": row["answerKey"]}],
-                "letters": letters}
+# %% ../../nbs/13a_tasks_mc.ipynb #2b225ff7
+@patch
+def get_example(self: ARC, index: int) -> dict:
+    row = self.rows[index]
+    letters, choices = list(row["choices"]["label"]), list(row["choices"]["text"])
+    if row["answerKey"] not in letters:
+        raise ValueError(f"ARC row {row['id']}: answer {row['answerKey']!r} is not one of {letters}")
+    return {"messages": [{"role": "user", "content": render_mc(row["question"], letters, choices)},
+                         {"role": "assistant", "content": row["answerKey"]}],
+            "letters": letters}
 
-    def evaluate(self, conversation: dict, completion: str) -> bool:
-        "True when the completion is the right letter."
-        return completion.strip() == conversation["messages"][-1]["content"]
+@patch
+def evaluate(self: ARC, conversation: dict, completion: str) -> bool:
+    "True when the completion is the right letter."
+    return completion.strip() == conversation["messages"][-1]["content"]
 
 # %% ../../nbs/13a_tasks_mc.ipynb #63fc243b
 MMLU_SPLITS = {"all": ("test", "validation", "dev", "auxiliary_train"), "auxiliary_train": ("train",)}
@@ -98,6 +105,7 @@ def _mmlu_offline(split: str, archive: str | None) -> list[dict]:
     members = sorted(m for m in list_members(path) if m.startswith(prefix) and m.endswith(f"/{split}/data-00000-of-00001.arrow"))
     return [row for m in members for row in read_arrow(read_member(path, m))]
 
+# %% ../../nbs/13a_tasks_mc.ipynb #3d78295a
 @functools.lru_cache(maxsize=16)
 def _mmlu_rows(subset: str, split: str, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
     if source == "offline":
@@ -125,13 +133,16 @@ class MMLU(RowsTask):
     def eval_type(self) -> str:
         return "categorical"
 
-    def get_example(self, index: int) -> dict:
-        row = self.rows[index]
-        letters = list(_LETTERS[:len(row["choices"])])
-        return {"messages": [{"role": "user", "content": render_mc(row["question"], letters, list(row["choices"]))},
-                             {"role": "assistant", "content": letters[row["answer"]]}],
-                "subject": row["subject"], "letters": letters}
+# %% ../../nbs/13a_tasks_mc.ipynb #4c1f8c5b
+@patch
+def get_example(self: MMLU, index: int) -> dict:
+    row = self.rows[index]
+    letters = list(_LETTERS[:len(row["choices"])])
+    return {"messages": [{"role": "user", "content": render_mc(row["question"], letters, list(row["choices"]))},
+                         {"role": "assistant", "content": letters[row["answer"]]}],
+            "subject": row["subject"], "letters": letters}
 
-    def evaluate(self, conversation: dict, completion: str) -> bool:
-        "True when the completion is the right letter."
-        return completion.strip() == conversation["messages"][-1]["content"]
+@patch
+def evaluate(self: MMLU, conversation: dict, completion: str) -> bool:
+    "True when the completion is the right letter."
+    return completion.strip() == conversation["messages"][-1]["content"]
