@@ -48,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--device-type", default="", help="cuda | cpu | mps (default: autodetect)")
     return ap
 
-# %% ../nbs/19_chat_cli.ipynb #99a0962f
+# %% ../nbs/19_chat_cli.ipynb #f714c50d
 def _load(args: argparse.Namespace):
     "(engine, tokenizer, meta) for the options; ValueError or FileNotFoundError with a message for the user."
     from nanochat.chat_data import load_source
@@ -64,6 +64,7 @@ def _load(args: argparse.Namespace):
                                          args.model_tag, args.step)
     return Engine(model, tokenizer), tokenizer, meta
 
+# %% ../nbs/19_chat_cli.ipynb #7f82ed54
 def _turn(engine, tokenizer, tokens: list[int], text: str, out: TextIO, seed: int, **settings) -> None:
     "Append the user's `text` to `tokens`, then stream the assistant's reply to `out`."
     sp = tokenizer.encode_special

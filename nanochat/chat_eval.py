@@ -11,9 +11,9 @@ import torch.distributed as dist
 from .common import autocast_ctx, dist_rank_world
 
 # %% auto #0
-__all__ = ['CHAT_BASELINES', 'run_generative', 'paired_gain', 'chatcore']
+__all__ = ['CHAT_BASELINES', 'run_categorical', 'run_generative', 'paired_gain', 'chatcore']
 
-# %% ../nbs/18a_chat_eval.ipynb #80f03929
+# %% ../nbs/18a_chat_eval.ipynb #0a055583
 def _reduce_counts(passed: int, total: int, device) -> tuple[int, int]:
     "Sum (passed, total) over the ranks when distributed."
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
@@ -22,6 +22,7 @@ def _reduce_counts(passed: int, total: int, device) -> tuple[int, int]:
         passed, total = t.tolist()
     return passed, total
 
+# %% ../nbs/18a_chat_eval.ipynb #d89eb3ab
 def _letter_ids(tokenizer, letters) -> list[int]:
     ids = []
     for letter in letters:
@@ -31,6 +32,7 @@ def _letter_ids(tokenizer, letters) -> list[int]:
         ids.append(enc[0])
     return ids
 
+# %% ../nbs/18a_chat_eval.ipynb #62a25a87
 def _right_padded(prompts: list[list[int]], pad: int, device) -> torch.Tensor:
     "The prompts as one (B, L) batch, padded on the right with `pad` to the longest."
     x = torch.full((len(prompts), max(len(p) for p in prompts)), pad, dtype=torch.long, device=device)
@@ -38,11 +40,36 @@ def _right_padded(prompts: list[list[int]], pad: int, device) -> torch.Tensor:
         x[i, :len(p)] = torch.tensor(p, dtype=torch.long)
     return x
 
-# %% ../nbs/18a_chat_eval.ipynb #6636512d
+# %% ../nbs/18a_chat_eval.ipynb #d1d28a7f
+@torch.no_grad()
+def run_categorical(model, tokenizer, task, batch_size: int = 8, max_problems: int | None = None) -> dict:
+    "{'accuracy', 'passed', 'total'} of `model` on a multiple-choice task, by the allowed letters' logits."
+    if batch_size < 1:
+        raise ValueError(f"`batch_size` must be >= 1; got {batch_size}")
+    device = next(model.parameters()).device
+    rank, world = dist_rank_world()
+    n = len(task) if max_problems is None else min(len(task), max_problems)
+    pad = tokenizer.encode_special("<|assistant_end|>")
+    mine = list(range(rank, n, world))
+    passed = 0
+    for s in range(0, len(mine), batch_size):
+        convs = [task[i] for i in mine[s:s + batch_size]]
+        prompts = [tokenizer.render_for_completion(c) for c in convs]
+        with autocast_ctx(device.type):
+            logits = model(_right_padded(prompts, pad, device))  # (B, L, V)
+        for i, (c, p) in enumerate(zip(convs, prompts)):
+            ids = _letter_ids(tokenizer, c["letters"])
+            choice = logits[i, len(p) - 1, ids].argmax().item()
+            passed += bool(task.evaluate(c, c["letters"][choice]))
+    passed, total = _reduce_counts(passed, len(mine), device)
+    return {"accuracy": passed / total if total else float("nan"), "passed": passed, "total": total}
+
+# %% ../nbs/18a_chat_eval.ipynb #a255d25f
 def _completion(tokens: list[int], prompt: list[int]) -> list[int]:
     "The sampled part of an engine result (whether or not the result repeats the prompt)."
     return tokens[len(prompt):] if tokens[:len(prompt)] == prompt and len(tokens) >= len(prompt) else tokens
 
+# %% ../nbs/18a_chat_eval.ipynb #882cc26f
 def _samples(engine, tokenizer, task, mine: list[int], num_samples: int, batch_size: int, seed: int, **sampling):
     "Yield (conversation, prompt, results) for each problem of `mine`: batched across problems when one sample each."
     if num_samples == 1 and hasattr(engine, "generate_many"):

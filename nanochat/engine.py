@@ -52,7 +52,7 @@ def _power(a, b):
         raise _Refused("power too large")
     return a ** b  # float overflow raises OverflowError; a negative base to a fractional power gives complex
 
-# %% ../nbs/11_engine.ipynb #e2ec736b
+# %% ../nbs/11_engine.ipynb #c996aeaa
 def _eval_node(node: ast.AST, depth: int = 0):
     "Evaluate an allowed syntax-tree node (numbers, arithmetic, str.count); refuse anything else."
     if depth > _MAX_DEPTH:
@@ -78,6 +78,7 @@ def _eval_node(node: ast.AST, depth: int = 0):
         return s.count(sub)
     raise _Refused(f"not allowed: {type(node).__name__}")
 
+# %% ../nbs/11_engine.ipynb #03403d29
 def use_calculator(expr: str) -> int | float | None:
     "Evaluate a calculator expression (numbers, + - * / // % **, parentheses, 'str'.count('s')); None if refused."
     if not isinstance(expr, str) or len(expr) > _MAX_EXPR_CHARS:
@@ -116,7 +117,7 @@ def _draw(probs: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
     idx = torch.minimum(idx, torch.searchsorted(cdf, total))
     return idx.clamp(0, probs.size(-1) - 1)  # whatever the input, an index inside the row
 
-# %% ../nbs/11_engine.ipynb #3afabcf1
+# %% ../nbs/11_engine.ipynb #26869227
 class _Row:
     "The state of one sample: its tokens, tokens a tool will force, and the python block it is inside."
     def __init__(self, tokens: list[int]):
@@ -134,6 +135,7 @@ class _Specials:
         self.output_start, self.output_end = sp("<|output_start|>"), sp("<|output_end|>")
         self.assistant_end, self.bos = sp("<|assistant_end|>"), tokenizer.get_bos_token_id()
 
+# %% ../nbs/11_engine.ipynb #7d5463ce
 def _advance(row: _Row, sampled: int, sp: _Specials, tokenizer) -> tuple[int, int]:
     "Apply one step to a row: the token it takes (forced or sampled) and its mask (0 forced, 1 sampled)."
     forced = len(row.forced) > 0
@@ -152,7 +154,7 @@ def _advance(row: _Row, sampled: int, sp: _Specials, tokenizer) -> tuple[int, in
         row.python_tokens.append(token)
     return token, 0 if forced else 1
 
-# %% ../nbs/11_engine.ipynb #41bcb91e
+# %% ../nbs/11_engine.ipynb #664a5411
 def _check_prompt(tokens, vocab_size: int, room: int, what: str = "tokens") -> list[int]:
     "Validate a prompt: a non-empty list of token ids below vocab_size that leaves room to generate."
     if not isinstance(tokens, (list, tuple)) or not tokens:
@@ -164,6 +166,7 @@ def _check_prompt(tokens, vocab_size: int, room: int, what: str = "tokens") -> l
         raise ValueError(f"{what} has {len(tokens)} tokens; the model's rotary tables end at {room}")
     return list(tokens)
 
+# %% ../nbs/11_engine.ipynb #6d8908ce
 def _check_sampling(temperature: float, top_k: int | None, max_tokens: int | None) -> None:
     "Validate the sampling settings, naming the bad one."
     if not isinstance(temperature, (int, float)) or not temperature >= 0:
@@ -188,13 +191,14 @@ class Engine:
         # on CPU the cache is fp32 whatever the compute dtype: one-query attention over it is faster (05_gpt)
         self._cache_dims["dtype"] = torch.float32 if self.device.type == "cpu" else None
 
-# %% ../nbs/11_engine.ipynb #e10aa437
+# %% ../nbs/11_engine.ipynb #f1ca988b
 @patch
 def _autocast(self: Engine):
     if self.dtype == torch.float32:
         return nullcontext()
     return torch.autocast(device_type=self.device.type, dtype=self.dtype)
 
+# %% ../nbs/11_engine.ipynb #7c81db74
 @patch
 def _cast_model(self: Engine) -> nn.Module:
     "The model with its parameters cast to the compute dtype, cast again only when a weight changed (fp32: the model)."
@@ -207,6 +211,7 @@ def _cast_model(self: Engine) -> nn.Module:
     self._cast_key, self._cast = key, self._cast_copy()
     return self._cast
 
+# %% ../nbs/11_engine.ipynb #524e49fe
 @patch
 def _cast_copy(self: Engine) -> nn.Module:
     "A copy of the modules holding cast copies of the parameters, with the buffers shared."
@@ -225,7 +230,7 @@ def _forward(self: Engine, model: nn.Module, ids: torch.Tensor, cache: KVCache) 
         logits = model(ids, kv_cache=cache)
     return logits[:, -1, :].float()
 
-# %% ../nbs/11_engine.ipynb #5ab64d58
+# %% ../nbs/11_engine.ipynb #8db9eca5
 @patch
 def generate(self: Engine, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None,
              temperature: float = 1.0, top_k: int | None = None, seed: int = 42):
@@ -233,6 +238,7 @@ def generate(self: Engine, tokens: list[int], num_samples: int = 1, max_tokens: 
     tokens = self._check(tokens, num_samples, max_tokens, temperature, top_k)
     return self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed)
 
+# %% ../nbs/11_engine.ipynb #9d40c50c
 @patch
 def _check(self: Engine, tokens, num_samples, max_tokens, temperature, top_k) -> list[int]:
     "Validate the arguments of generate / generate_batch; return the prompt as a list."
@@ -281,7 +287,7 @@ def _decode(self: Engine, model, rows, logits, cache, steps, rng, temperature, t
         ids = torch.tensor([column[i] for i in live], dtype=torch.long, device=self.device)[:, None]
         logits = self._forward(model, ids, cache)
 
-# %% ../nbs/11_engine.ipynb #5c9c3a21
+# %% ../nbs/11_engine.ipynb #f28c075a
 @patch
 def _collect(self: Engine, prompts: list[list[int]], stream) -> tuple[list[list[int]], list[list[int]]]:
     "Gather a stream of columns into (results, masks): each prompt + its continuation, terminal tokens excluded."
@@ -299,6 +305,7 @@ def _collect(self: Engine, prompts: list[list[int]], stream) -> tuple[list[list[
                 masks[i].append(m)
     return results, masks
 
+# %% ../nbs/11_engine.ipynb #df4c6f33
 @patch
 def generate_batch(self: Engine, tokens: list[int], num_samples: int = 1, max_tokens: int | None = None,
                    temperature: float = 1.0, top_k: int | None = None,
@@ -308,7 +315,7 @@ def generate_batch(self: Engine, tokens: list[int], num_samples: int = 1, max_to
     stream = self._generate(tokens, num_samples, max_tokens, temperature, top_k, seed)
     return self._collect([tokens] * num_samples, stream)
 
-# %% ../nbs/11_engine.ipynb #3c8f5c39
+# %% ../nbs/11_engine.ipynb #29e2d597
 @patch
 def stream_many(self: Engine, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
                 top_k: int | None = None, seed: int = 42):
@@ -316,6 +323,7 @@ def stream_many(self: Engine, prompts: list[list[int]], max_tokens: int | None =
     prompts = self._check_many(prompts, max_tokens, temperature, top_k)
     return self._stream_many(prompts, max_tokens, temperature, top_k, seed)
 
+# %% ../nbs/11_engine.ipynb #bc79db44
 @patch
 def _check_many(self: Engine, prompts, max_tokens, temperature, top_k) -> list[list[int]]:
     "Validate the arguments of stream_many / generate_many; return the prompts as lists."
@@ -325,7 +333,7 @@ def _check_many(self: Engine, prompts, max_tokens, temperature, top_k) -> list[l
     _check_sampling(temperature, top_k, max_tokens)
     return prompts
 
-# %% ../nbs/11_engine.ipynb #7cde08ce
+# %% ../nbs/11_engine.ipynb #44cdc695
 @patch
 @torch.inference_mode()
 def _stream_many(self: Engine, prompts, max_tokens, temperature, top_k, seed):
@@ -341,6 +349,7 @@ def _stream_many(self: Engine, prompts, max_tokens, temperature, top_k, seed):
     logits = self._forward(model, ids, cache)  # (B, V): the last column is every row's last prompt token
     yield from self._decode(model, [_Row(p) for p in prompts], logits, cache, steps, rng, temperature, top_k)
 
+# %% ../nbs/11_engine.ipynb #2f60bd6d
 @patch
 def generate_many(self: Engine, prompts: list[list[int]], max_tokens: int | None = None, temperature: float = 1.0,
                   top_k: int | None = None, seed: int = 42) -> tuple[list[list[int]], list[list[int]]]:
