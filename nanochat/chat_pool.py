@@ -23,7 +23,7 @@ from .tokenizer import ConversationError, Tokenizer
 # %% auto #0
 __all__ = ['RETRY_AFTER_S', 'Worker', 'PoolStats', 'WorkerPool', 'Finish', 'pool_prompt', 'stream_reply']
 
-# %% ../nbs/81c_chat_pool.ipynb #ec61b632
+# %% ../nbs/81c_chat_pool.ipynb #8667781e
 @dataclass
 class Worker:
     "One model replica: its engine, tokenizer, device and counters."
@@ -36,6 +36,7 @@ class Worker:
     requests: int = 0
     tokens: int = 0
 
+# %% ../nbs/81c_chat_pool.ipynb #aafaae27
 @dataclass
 class PoolStats:
     "Counters for /stats."
@@ -47,6 +48,7 @@ class PoolStats:
     tokens: int = 0
     waiting: int = 0
 
+# %% ../nbs/81c_chat_pool.ipynb #de8ebac2
 RETRY_AFTER_S = 5  # what a refused client is told to wait, in seconds
 
 # %% ../nbs/81c_chat_pool.ipynb #8ad9d003
@@ -67,7 +69,7 @@ class WorkerPool:
                 self._free.put_nowait(w)
         return self._free
 
-# %% ../nbs/81c_chat_pool.ipynb #8d7af944
+# %% ../nbs/81c_chat_pool.ipynb #051baec2
 @patch
 def admit(self: WorkerPool) -> None:
     "Refuse (429) a request that would have to wait while `max_waiting` others already do."
@@ -75,6 +77,7 @@ def admit(self: WorkerPool) -> None:
         raise RequestError(f"the server is busy: {self.stats.waiting} requests are waiting for a worker "
                            f"(at most {self.max_waiting}); retry later", status=429, retry_after=RETRY_AFTER_S)
 
+# %% ../nbs/81c_chat_pool.ipynb #e82e37fe
 @patch
 async def acquire(self: WorkerPool) -> Worker:
     "Wait (at most `queue_timeout` s) for a free worker and mark it busy; RequestError 429/503 if none."
@@ -102,7 +105,7 @@ def available(self: WorkerPool) -> int:
     "How many workers are free now."
     return sum(not w.busy for w in self.workers)
 
-# %% ../nbs/81c_chat_pool.ipynb #5aa92bd2
+# %% ../nbs/81c_chat_pool.ipynb #e6fe3afa
 @dataclass
 class Finish:
     "The end of a streamed reply."
@@ -111,6 +114,7 @@ class Finish:
     completion_tokens: int
     worker: int
 
+# %% ../nbs/81c_chat_pool.ipynb #87504084
 def pool_prompt(pool: WorkerPool, req: ChatRequest) -> list[int]:
     "The request's prompt tokens (all workers serve one checkpoint); RequestError if it is malformed or does not fit."
     try:

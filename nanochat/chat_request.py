@@ -46,11 +46,12 @@ class ChatRequest:
     include_usage: bool = False
     stop: list[str] = field(default_factory=list)  # the reply ends before the first of these strings
 
-# %% ../nbs/81_chat_request.ipynb #d278b06d
+# %% ../nbs/81_chat_request.ipynb #c9863036
 def _text(content) -> str:
     "A checked message's text: its content, or its parts' texts joined."
     return content if isinstance(content, str) else "".join(p["text"] for p in content)
 
+# %% ../nbs/81_chat_request.ipynb #c87cc0cb
 def _number(payload: dict, name: str, default, bounds: tuple, integer: bool):
     "payload[name] (or `default`) checked to be a number within `bounds`."
     value = payload.get(name)

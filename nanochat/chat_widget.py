@@ -12,8 +12,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import ipywidgets as widgets
+from fastcore.basics import patch
 
-from .chat_web import RequestError, TextStream, prompt_tokens, reply_tokens
+from .chat_stream import TextStream, prompt_tokens, reply_tokens, tool_mark
+
 from .checkpoint import CHECKPOINT_STAGES, find_largest_model, find_last_step, load_model
 from .common import autodetect_device_type, get_base_dir
 from .engine import Engine
@@ -32,20 +34,27 @@ def load_chat_model(source: str, base_dir: str | Path | None = None, device: str
 # %% ../nbs/80_chat.ipynb #6118de61
 _STYLE = {"user": "background:#dbeafe;margin-left:15%", "assistant": "background:#fff;border:1px solid #e5e5e5;margin-right:10%"}
 _PART_HTML = {"text": "{}",
-              "python": '<span class="nanochat-python" style="background:#fef3c7;font-family:monospace;padding:0 3px">calculator: {}</span>',
-              "python_output": '<span class="nanochat-output" style="background:#dcfce7;font-family:monospace;padding:0 3px">= {}</span>'}
+              "python": '<span class="nanochat-python" style="background:#fef3c7;font-family:monospace;padding:0 3px">{}</span>',
+              "python_output": '<span class="nanochat-output" style="background:#dcfce7;font-family:monospace;padding:0 3px">{}</span>'}
+
+def _message_html(parts: list[dict]) -> str:
+    "A message's parts as HTML: text escaped, a tool call marked as in `display_text` and coloured by kind."
+    out, kind = [], "text"
+    for p in parts:
+        out.append(_PART_HTML[p["type"]].format(html.escape(tool_mark(kind, p["type"]) + p["text"])))
+        kind = p["type"]
+    return "".join(out) + tool_mark(kind, "text")
 
 def render_transcript(messages: list[dict]) -> str:
     "HTML for a conversation; assistant content may be a list of text/python/python_output parts."
     out = []
     for m in messages:
         parts = m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]
-        body = "".join(_PART_HTML[p["type"]].format(html.escape(p["text"])) for p in parts)
         out.append(f'<div class="nanochat-{m["role"]}" style="{_STYLE[m["role"]]};padding:8px 12px;margin:6px 0;'
-                   f'border-radius:10px;white-space:pre-wrap;word-wrap:break-word">{body}</div>')
+                   f'border-radius:10px;white-space:pre-wrap;word-wrap:break-word">{_message_html(parts)}</div>')
     return "".join(out) or '<div style="color:#888">Say something to the model.</div>'
 
-# %% ../nbs/80_chat.ipynb #ff9fb270
+# %% ../nbs/80_chat.ipynb #ac090ba4
 class ChatWidget:
     "A chat window for Jupyter: transcript, input, Send, sampling controls, New conversation, Regenerate."
     def __init__(self, source: str = "sft", base_dir: str | Path | None = None, device: str | None = None,
@@ -56,112 +65,139 @@ class ChatWidget:
         self.updates = 0  # transcript updates while streaming (for tests and curiosity)
         self._models: dict = {}
         self._rng = random.Random(seed)
-        self.transcript = widgets.HTML(render_transcript([]), layout=widgets.Layout(
-            height="320px", overflow_y="auto", border="1px solid #ddd", padding="4px"))
-        self.transcript.add_class("nanochat-transcript")
-        self.input = widgets.Text(placeholder="Message (Enter sends)", layout=widgets.Layout(flex="1"))
-        self.input.add_class("nanochat-input")
-        self.send_button = widgets.Button(description="Send", button_style="primary")
-        wide = {"description_width": "90px"}
-        self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.05, description="temperature", style=wide)
-        self.top_k = widgets.IntSlider(value=top_k, min=0, max=200, description="top-k (0 off)", style=wide)
-        self.max_tokens = widgets.BoundedIntText(value=max_tokens, min=1, max=4096, description="max tokens", style=wide)
-        self.source = widgets.Dropdown(options=tuple(CHECKPOINT_STAGES), value=source, description="checkpoint", style=wide)
-        self.new_button = widgets.Button(description="New conversation")
-        self.regenerate_button = widgets.Button(description="Regenerate")
-        self.status = widgets.HTML("")
-        self.status.add_class("nanochat-status")
-        self.send_button.on_click(self.send)
-        with warnings.catch_warnings():  # see the note above: on_submit is what "Enter sends" means
-            warnings.simplefilter("ignore", DeprecationWarning)
-            self.input.on_submit(self.send)
-        self.new_button.on_click(self.new_conversation)
-        self.regenerate_button.on_click(self.regenerate)
-        self.ui = widgets.VBox([
-            self.transcript, widgets.HBox([self.input, self.send_button]),
-            widgets.HBox([self.temperature, self.top_k]), widgets.HBox([self.max_tokens, self.source]),
-            widgets.HBox([self.new_button, self.regenerate_button]), self.status])
-        self.ui.add_class("nanochat-chat")
+        self._build(source, temperature, top_k, max_tokens)
+        self._wire()
 
     def _repr_mimebundle_(self, **kwargs):  # a ChatWidget displays as its layout
         return self.ui._repr_mimebundle_(**kwargs)
 
-    def _show_error(self, message: str) -> None:
-        self.status.value = f'<span style="color:#b91c1c">{html.escape(message)}</span>'
+# %% ../nbs/80_chat.ipynb #1bdd4d65
+@patch
+def _build(self: ChatWidget, source: str, temperature: float, top_k: int, max_tokens: int) -> None:
+    "Create the widgets."
+    self.transcript = widgets.HTML(render_transcript([]), layout=widgets.Layout(
+        height="320px", overflow_y="auto", border="1px solid #ddd", padding="4px"))
+    self.transcript.add_class("nanochat-transcript")
+    self.input = widgets.Text(placeholder="Message (Enter sends)", layout=widgets.Layout(flex="1"))
+    self.input.add_class("nanochat-input")
+    self.send_button = widgets.Button(description="Send", button_style="primary")
+    wide = {"description_width": "90px"}
+    self.temperature = widgets.FloatSlider(value=temperature, min=0.0, max=2.0, step=0.05, description="temperature", style=wide)
+    self.top_k = widgets.IntSlider(value=top_k, min=0, max=200, description="top-k (0 off)", style=wide)
+    self.max_tokens = widgets.BoundedIntText(value=max_tokens, min=1, max=4096, description="max tokens", style=wide)
+    self.source = widgets.Dropdown(options=tuple(CHECKPOINT_STAGES), value=source, description="checkpoint", style=wide)
+    self.new_button = widgets.Button(description="New conversation")
+    self.regenerate_button = widgets.Button(description="Regenerate")
+    self.status = widgets.HTML("")
+    self.status.add_class("nanochat-status")
 
-    def _busy(self, busy: bool) -> None:
-        for w in (self.input, self.send_button, self.new_button, self.regenerate_button, self.source):
-            w.disabled = busy
-        self.status.value = "<i>the model is writing…</i>" if busy else ""
+# %% ../nbs/80_chat.ipynb #05f42b2a
+@patch
+def _wire(self: ChatWidget) -> None:
+    "Connect the controls to the actions and lay them out in `self.ui`."
+    self.send_button.on_click(self.send)
+    with warnings.catch_warnings():  # see the note above: on_submit is what "Enter sends" means
+        warnings.simplefilter("ignore", DeprecationWarning)
+        self.input.on_submit(self.send)
+    self.new_button.on_click(self.new_conversation)
+    self.regenerate_button.on_click(self.regenerate)
+    self.ui = widgets.VBox([
+        self.transcript, widgets.HBox([self.input, self.send_button]),
+        widgets.HBox([self.temperature, self.top_k]), widgets.HBox([self.max_tokens, self.source]),
+        widgets.HBox([self.new_button, self.regenerate_button]), self.status])
+    self.ui.add_class("nanochat-chat")
 
-    def _model(self):
-        "The (engine, tokenizer, context) of the selected source, loaded once."
-        if self.source.value not in self._models:
-            self._models[self.source.value] = self.loader(self.source.value)
-        return self._models[self.source.value]
+# %% ../nbs/80_chat.ipynb #7f3098ed
+@patch
+def _show_error(self: ChatWidget, message: str) -> None:
+    self.status.value = f'<span style="color:#b91c1c">{html.escape(message)}</span>'
 
-    def send(self, _=None) -> None:
-        "Send the text box's message and stream the reply."
-        text = self.input.value.strip()
-        if not text:
-            return self._show_error("Type a message first.")
-        self.input.value = ""
-        self.messages.append({"role": "user", "content": text})
-        self.transcript.value = render_transcript(self.messages)
-        self._reply()
+# %% ../nbs/80_chat.ipynb #de9b6900
+@patch
+def _busy(self: ChatWidget, busy: bool) -> None:
+    for w in (self.input, self.send_button, self.new_button, self.regenerate_button, self.source):
+        w.disabled = busy
+    self.status.value = "<i>the model is writing…</i>" if busy else ""
 
-    def regenerate(self, _=None) -> None:
-        "Replace the last reply with a new sample."
-        if self.messages and self.messages[-1]["role"] == "assistant":
-            self.messages.pop()
-        if not self.messages:
-            return self._show_error("Nothing to regenerate: send a message first.")
-        self._reply()
+# %% ../nbs/80_chat.ipynb #a741fa02
+@patch
+def _model(self: ChatWidget):
+    "The (engine, tokenizer, context) of the selected source, loaded once."
+    if self.source.value not in self._models:
+        self._models[self.source.value] = self.loader(self.source.value)
+    return self._models[self.source.value]
 
-    def new_conversation(self, _=None) -> None:
-        "Forget the conversation."
-        self.messages = []
-        self.transcript.value = render_transcript([])
-        self.status.value = ""
+# %% ../nbs/80_chat.ipynb #a8a9c006
+@patch
+def send(self: ChatWidget, _=None) -> None:
+    "Send the text box's message and stream the reply."
+    text = self.input.value.strip()
+    if not text:
+        return self._show_error("Type a message first.")
+    self.input.value = ""
+    self.messages.append({"role": "user", "content": text})
+    self.transcript.value = render_transcript(self.messages)
+    self._reply()
 
-    def _reply(self) -> None:
-        "Stream the assistant's reply to the conversation into the transcript."
-        self._busy(True)
-        reply = {"role": "assistant", "content": []}
-        error = None
-        try:
-            engine, tokenizer, context = self._model()
-            prompt = prompt_tokens(tokenizer, self.messages, context)
-            self.messages.append(reply)
-            max_tokens = min(self.max_tokens.value, context - len(prompt))
-            stream = TextStream(tokenizer)
-            tokens = reply_tokens(engine, tokenizer, prompt, max_tokens, self.temperature.value,
-                                  self.top_k.value or None, seed=self._rng.randrange(2**31))
-            for token in tokens:
-                for kind, text in stream.push(token):
-                    self._add_piece(reply, kind, text)
-            for kind, text in stream.flush():
+# %% ../nbs/80_chat.ipynb #ba05191f
+@patch
+def regenerate(self: ChatWidget, _=None) -> None:
+    "Replace the last reply with a new sample."
+    if self.messages and self.messages[-1]["role"] == "assistant":
+        self.messages.pop()
+    if not self.messages:
+        return self._show_error("Nothing to regenerate: send a message first.")
+    self._reply()
+
+# %% ../nbs/80_chat.ipynb #2b5d10d4
+@patch
+def new_conversation(self: ChatWidget, _=None) -> None:
+    "Forget the conversation."
+    self.messages = []
+    self.transcript.value = render_transcript([])
+    self.status.value = ""
+
+# %% ../nbs/80_chat.ipynb #bba99382
+@patch
+def _reply(self: ChatWidget) -> None:
+    "Stream the assistant's reply to the conversation into the transcript."
+    self._busy(True)
+    reply, error = {"role": "assistant", "content": []}, None
+    try:
+        engine, tokenizer, context = self._model()
+        prompt = prompt_tokens(tokenizer, self.messages, context)
+        self.messages.append(reply)
+        stream = TextStream(tokenizer)
+        tokens = reply_tokens(engine, tokenizer, prompt, min(self.max_tokens.value, context - len(prompt)),
+                              self.temperature.value, self.top_k.value or None, seed=self._rng.randrange(2**31))
+        for token in tokens:
+            for kind, text in stream.push(token):
                 self._add_piece(reply, kind, text)
-        except RequestError as e:  # the conversation no longer fits the model's context
-            error = str(e)
-        except Exception as e:  # shown in the widget: a chat window should not print tracebacks
-            error = f"{type(e).__name__}: {e}"
-        finally:
-            self._busy(False)
-        if self.messages and self.messages[-1] is reply and not reply["content"]:
-            self.messages.pop()  # nothing was written: keep the history a valid conversation
-        self.transcript.value = render_transcript(self.messages)
-        if error:
-            self._show_error(error)
+        for kind, text in stream.flush():
+            self._add_piece(reply, kind, text)
+    except ValueError as e:  # the conversation no longer fits the model's context
+        error = str(e)
+    except Exception as e:  # shown in the widget: a chat window should not print tracebacks
+        error = f"{type(e).__name__}: {e}"
+    finally:
+        self._busy(False)
+    if self.messages and self.messages[-1] is reply and not reply["content"]:
+        self.messages.pop()  # nothing was written: keep the history a valid conversation
+    self.transcript.value = render_transcript(self.messages)
+    if error:
+        self._show_error(error)
 
-    def _add_piece(self, reply: dict, kind: str, text: str) -> None:
-        parts = reply["content"]
-        if parts and parts[-1]["type"] == kind:
-            parts[-1]["text"] += text
-        else:
-            parts.append({"type": kind, "text": text})
-        self.transcript.value = render_transcript(self.messages)
-        self.updates += 1
+# %% ../nbs/80_chat.ipynb #7ad0ca71
+@patch
+def _add_piece(self: ChatWidget, reply: dict, kind: str, text: str) -> None:
+    "Add a decoded piece to the reply (merged into the last part when of the same kind) and redraw."
+    parts = reply["content"]
+    if parts and parts[-1]["type"] == kind:
+        parts[-1]["text"] += text
+    else:
+        parts.append({"type": kind, "text": text})
+    self.transcript.value = render_transcript(self.messages)
+    self.updates += 1
 
 # %% ../nbs/80_chat.ipynb #321097fa
 def trained_source(base_dir: str | Path | None = None) -> str | None:
