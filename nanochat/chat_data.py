@@ -11,6 +11,7 @@ from collections import deque
 from typing import Callable, Iterator
 
 import torch
+from fastcore.basics import patch
 
 from .tasks.common import extract_answer
 
@@ -21,6 +22,7 @@ __all__ = ['TASKS', 'EVAL_TASKS', 'CHECKPOINT_WRITER', 'ToyMath', 'ToyChoice', '
 
 # %% ../nbs/18_chat_data.ipynb #8f368c3a
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
 class ToyMath:
     "One-operation arithmetic word problems in GSM8K's answer format (calculator call, then `#### n`)."
     eval_type = "generative"
@@ -37,21 +39,25 @@ class ToyMath:
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> dict:
-        a, op, b, r = self.items[i]
-        answer = [{"type": "text", "text": f"We compute {a} {op} {b}. "},
-                  {"type": "python", "text": f"{a}{op}{b}"}, {"type": "python_output", "text": str(r)},
-                  {"type": "text", "text": f"\n#### {r}"}]
-        return {"messages": [{"role": "user", "content": f"What is {a} {op} {b}?"},
-                             {"role": "assistant", "content": answer}], "answer": str(r)}
+# %% ../nbs/18_chat_data.ipynb #26d49928
+@patch
+def __getitem__(self: ToyMath, i: int) -> dict:
+    a, op, b, r = self.items[i]
+    answer = [{"type": "text", "text": f"We compute {a} {op} {b}. "},
+              {"type": "python", "text": f"{a}{op}{b}"}, {"type": "python_output", "text": str(r)},
+              {"type": "text", "text": f"\n#### {r}"}]
+    return {"messages": [{"role": "user", "content": f"What is {a} {op} {b}?"},
+                         {"role": "assistant", "content": answer}], "answer": str(r)}
 
-    def evaluate(self, conversation: dict, completion: str) -> bool:
-        "True when the completion's `#### n` is the right number."
-        return extract_answer(completion) == conversation["answer"]
+@patch
+def evaluate(self: ToyMath, conversation: dict, completion: str) -> bool:
+    "True when the completion's `#### n` is the right number."
+    return extract_answer(completion) == conversation["answer"]
 
-    def reward(self, conversation: dict, completion: str) -> float:
-        "1.0 for the right final number, else 0.0."
-        return float(self.evaluate(conversation, completion))
+@patch
+def reward(self: ToyMath, conversation: dict, completion: str) -> float:
+    "1.0 for the right final number, else 0.0."
+    return float(self.evaluate(conversation, completion))
 
 # %% ../nbs/18_chat_data.ipynb #3ca71311
 class ToyChoice:
@@ -211,6 +217,7 @@ def sft_collate(conversations: list[dict], tokenizer, max_len: int = 2048, devic
         y[i, :n] = torch.where(mask_t[1:] == 1, ids_t[1:], -1)
     return to_device(x, device), to_device(y, device)
 
+# %% ../nbs/18_chat_data.ipynb #880d7857
 def sft_batches(dataset, tokenizer, B: int, rank: int = 0, world_size: int = 1, max_len: int = 2048,
                 device="cpu", cursor: int | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, dict]]:
     "Yield (inputs, targets, state) micro-batches of B conversations forever (rank-strided; state['cursor'] resumes)."
@@ -262,23 +269,27 @@ class StopOnSignal:
             raise KeyboardInterrupt(f"second signal {signum}")
         self.requested = True
 
-    def __enter__(self) -> "StopOnSignal":
-        import threading
-        if threading.current_thread() is threading.main_thread():
-            for s in self.signals:
-                self._old[s] = signal.signal(s, self._handler)
-        return self
+# %% ../nbs/18_chat_data.ipynb #6adf0031
+@patch
+def __enter__(self: StopOnSignal) -> "StopOnSignal":
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        for s in self.signals:
+            self._old[s] = signal.signal(s, self._handler)
+    return self
 
-    def __exit__(self, *exc) -> None:
-        for s, h in self._old.items():
-            signal.signal(s, h)
-        self._old = {}
+@patch
+def __exit__(self: StopOnSignal, *exc) -> None:
+    for s, h in self._old.items():
+        signal.signal(s, h)
+    self._old = {}
 
-    def check(self, device="cpu") -> bool:
-        "True if any rank was signalled (an all-reduce under torch.distributed)."
-        import torch.distributed as dist
-        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            t = torch.tensor(int(self.requested), device=device)
-            dist.all_reduce(t, op=dist.ReduceOp.MAX)
-            self.requested = bool(t.item())
-        return self.requested
+@patch
+def check(self: StopOnSignal, device="cpu") -> bool:
+    "True if any rank was signalled (an all-reduce under torch.distributed)."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        t = torch.tensor(int(self.requested), device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        self.requested = bool(t.item())
+    return self.requested

@@ -72,6 +72,7 @@ def find_common_length(seqs: list[list[int]], direction: str = "left") -> int:
             return i
     return n
 
+# %% ../nbs/10_core_eval.ipynb #08d8bad1
 def batch_sequences(tokenizer, prompts: list[str], task_type: str) -> tuple[list[list[int]], list[int], list[int]]:
     "Tokenize an item's prompts (with `<|bos|>`) and return (tokens, start, end) of each scored answer span."
     tokens = tokenizer.encode(prompts, prepend=tokenizer.get_bos_token_id())
@@ -98,6 +99,7 @@ def stack_sequences(tokens: list[list[int]], pad_id: int) -> torch.Tensor:
         out[i, : len(t)] = torch.tensor(t, dtype=torch.long)
     return out
 
+# %% ../nbs/10_core_eval.ipynb #26f7f3d1
 def crop_sequences(tokens, starts, ends, max_len: int | None):
     "Keep the last `max_len` tokens of each sequence, shifting its span; spans must survive the crop."
     if not max_len:
@@ -133,6 +135,7 @@ def item_rows(idx: int, tokenizer, data: list[dict], task_meta: dict, max_seq_le
     prompts = render[task_type](data[idx], delim, shots)
     return crop_sequences(*batch_sequences(tokenizer, prompts, task_type), max_seq_len)
 
+# %% ../nbs/10_core_eval.ipynb #152f96e2
 def decide(item: dict, task_type: str, scores: list[tuple[float, bool]]) -> bool:
     "Is the item right, given (mean answer loss, greedy match) per row? LM: the match; else the lowest loss is gold."
     if task_type == "language_modeling":
@@ -140,6 +143,7 @@ def decide(item: dict, task_type: str, scores: list[tuple[float, bool]]) -> bool
     mean_losses = [m for m, _ in scores]
     return mean_losses.index(min(mean_losses)) == item["gold"]
 
+# %% ../nbs/10_core_eval.ipynb #61ebe382
 @torch.no_grad()
 def example_scores(idx: int, model, tokenizer, data: list[dict], device, task_meta: dict,
                    max_seq_len: int | None = None) -> list[tuple[float, bool]]:
@@ -241,6 +245,7 @@ def score_shared_prefix(model: GPT, tokens: list[list[int]], start: int, ends: l
     targets = [tok for t, e in zip(tokens, ends) for tok in t[start:e]]
     return _row_scores(logits, targets, [e - start for e in ends])
 
+# %% ../nbs/10_core_eval.ipynb #2213c708
 def _shares_prefix(model, task_type: str, tokens: list[list[int]], starts: list[int]) -> bool:
     "Worth (and safe) to run this item's common prefix once: a GPT, a choice item, uncropped, enough tokens saved."
     s = starts[0]
