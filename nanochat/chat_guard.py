@@ -9,6 +9,7 @@ import asyncio
 import json
 
 import uvicorn
+from fastcore.basics import patch
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 # %% auto #0
@@ -33,7 +34,7 @@ async def send_error(send, status: int, message: str, headers: list | None = Non
                             (b"connection", b"close"), *(headers or [])]})
     await send({"type": "http.response.body", "body": body})
 
-# %% ../nbs/81b_chat_guard.ipynb #47c9fdb3
+# %% ../nbs/81b_chat_guard.ipynb #d2021145
 def host_name(host: str) -> str:
     "The name in a Host header, without its port: `localhost:8000` -> `localhost`, `[::1]:80` -> `::1`."
     host = host.strip().lower()
@@ -41,6 +42,7 @@ def host_name(host: str) -> str:
         return host[1:host.find("]")] if "]" in host else host
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
+# %% ../nbs/81b_chat_guard.ipynb #6dd5ce2b
 def allowed_hosts(bound: str) -> set[str] | None:
     "The Host names a server bound to `bound` answers; None (any) when it serves every interface."
     bound = bound.strip("[]").lower()
@@ -48,6 +50,7 @@ def allowed_hosts(bound: str) -> set[str] | None:
         return None
     return {bound, *LOOPBACK_NAMES} if bound in LOOPBACK_NAMES else {bound}
 
+# %% ../nbs/81b_chat_guard.ipynb #c109f77d
 def header_problem(scope: dict, hosts: set[str] | None) -> tuple[int, str] | None:
     "(status, message) if the request's headers refuse it, else None."
     headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
@@ -60,12 +63,13 @@ def header_problem(scope: dict, hosts: set[str] | None) -> tuple[int, str] | Non
             return 415, f"the Content-Type must be application/json, got {media or 'none'!r}"
     return None
 
-# %% ../nbs/81b_chat_guard.ipynb #26ccc82f
+# %% ../nbs/81b_chat_guard.ipynb #3b3a23d0
 class _Refused(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status
 
+# %% ../nbs/81b_chat_guard.ipynb #9d3573e5
 class RequestGuard:
     "ASGI middleware: refuse a request on its Host, Content-Type, body size or body speed before the app runs."
     def __init__(self, app, host: str = "127.0.0.1", max_body_bytes: int = MAX_BODY_BYTES, read_timeout: float = 10.0):
@@ -89,8 +93,9 @@ class RequestGuard:
         if body is not None:  # None: the client left while sending it
             await self.app(scope, _replay(body, receive), send)
 
-# %% ../nbs/81b_chat_guard.ipynb #9abd2032
-async def _read_body(self, scope, receive) -> bytes | None:
+# %% ../nbs/81b_chat_guard.ipynb #c777b00b
+@patch
+async def _read_body(self: RequestGuard, scope, receive) -> bytes | None:
     "The whole body, or _Refused as soon as it is over the limit (announced or counted)."
     length = dict(scope.get("headers", [])).get(b"content-length", b"")
     if length.isdigit() and int(length) > self.max_body_bytes:
@@ -108,8 +113,8 @@ async def _read_body(self, scope, receive) -> bytes | None:
         pieces.append(piece)
         if not message.get("more_body", False):
             return b"".join(pieces)
-RequestGuard._read_body = _read_body
 
+# %% ../nbs/81b_chat_guard.ipynb #9123811f
 def _replay(body: bytes, receive):
     "An ASGI receive that gives `body` once, then the server's own messages (a disconnect, say)."
     sent = False
@@ -121,7 +126,7 @@ def _replay(body: bytes, receive):
         return await receive()
     return replayed
 
-# %% ../nbs/81b_chat_guard.ipynb #2f15328a
+# %% ../nbs/81b_chat_guard.ipynb #b8d2604e
 class TimedH11(H11Protocol):
     "uvicorn's h11 protocol, plus a deadline for each request's headers."
     header_timeout = 10.0  # seconds; server_config sets it on a subclass
@@ -141,6 +146,7 @@ class TimedH11(H11Protocol):
                 self.transport.close()
         self.loop.call_later(self.header_timeout, expire)
 
+# %% ../nbs/81b_chat_guard.ipynb #637700df
 def server_config(app, host: str = "127.0.0.1", port: int = 8000, max_connections: int = 64,
                   header_timeout: float = 10.0, log_level: str = "warning") -> uvicorn.Config:
     "A uvicorn Config with connection, header and keep-alive limits."

@@ -6,6 +6,7 @@
 __all__ = ['CHAT_PAGE']
 
 # %% ../nbs/81a_chat_page.ipynb #7894cb1e
+# a data cell: the whole page (HTML, CSS and JavaScript) as one string, read in one go as the prose above says
 CHAT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>nanochat</title>
