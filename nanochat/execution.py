@@ -275,6 +275,24 @@ def _drop_to(uid: int) -> None:
     os.setresuid(uid, uid, uid)
 
 # %% ../nbs/12_execution.ipynb #e8daac25
+def _lift_children(top: int, name: str) -> bool:
+    "Move the entries of directory `name` (in the open directory `top`) up into `top`, renamed at random; True if any moved."
+    try:
+        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
+    except OSError:
+        return False
+    moved = False
+    try:
+        for child in os.listdir(sub):
+            os.rename(child, uuid.uuid4().hex, src_dir_fd=sub, dst_dir_fd=top)
+            moved = True
+    except OSError:
+        pass
+    finally:
+        os.close(sub)
+    return moved
+
+# %% ../nbs/12_execution.ipynb #4041f06d
 def _remove_tree(path: str | Path) -> None:
     "Delete a directory tree of any depth, without recursion and without raising (what resists is left)."
     try:
@@ -293,18 +311,7 @@ def _remove_tree(path: str | Path) -> None:
                     except OSError:
                         pass
                 else:  # a non-empty directory: move its entries up into `top`
-                    try:
-                        sub = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=top)
-                    except OSError:
-                        continue
-                    try:
-                        for child in os.listdir(sub):
-                            os.rename(child, uuid.uuid4().hex, src_dir_fd=sub, dst_dir_fd=top)
-                            progress = True
-                    except OSError:
-                        pass
-                    finally:
-                        os.close(sub)
+                    progress = _lift_children(top, name) or progress
             if not progress:
                 break
     except OSError:
@@ -490,14 +497,19 @@ def _run(root: Path, timeout: float, maximum_memory_bytes: int | None, guard: bo
     return marker == nonce, timed_out, status
 
 # %% ../nbs/12_execution.ipynb #15222b5f
-def _execute(code: str, timeout: float, maximum_memory_bytes: int | None, guard: bool = True) -> ExecutionResult:
-    "execute_code, with the Python guard optional (`guard=False` tests the OS layers alone)."
+def _check_run_args(code: str, timeout: float, maximum_memory_bytes: int | None) -> None:
+    "A clear error for a bad argument of execute_code."
     if not isinstance(code, str):
         raise TypeError(f"code must be a str, got {type(code).__name__}")
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"timeout must be a number of seconds > 0; got {timeout!r}")
     if maximum_memory_bytes is not None and not (isinstance(maximum_memory_bytes, int) and maximum_memory_bytes >= 64 * 1024 ** 2):
         raise ValueError(f"maximum_memory_bytes must be None or an int >= 64 MiB (Python needs ~30 MiB to start); got {maximum_memory_bytes!r}")
+
+# %% ../nbs/12_execution.ipynb #48c76b94
+def _execute(code: str, timeout: float, maximum_memory_bytes: int | None, guard: bool = True) -> ExecutionResult:
+    "execute_code, with the Python guard optional (`guard=False` tests the OS layers alone)."
+    _check_run_args(code, timeout, maximum_memory_bytes)
     root = Path(tempfile.mkdtemp(prefix="nanochat_exec_"))
     try:
         (root / "work").mkdir()
