@@ -5,17 +5,23 @@
 # %% ../../nbs/13e_tasks_skills.ipynb #6ea3bca3
 from __future__ import annotations
 
+import functools
+import json
 import operator
 import random
+import re
 import zlib
+from collections import Counter
 
-from .common import Task, check_choice, extract_answer, resolve_source
+from ..download import read_member
+from .common import Task, check_choice, extract_answer, offline_archive, resolve_source
 from .chat import WORD_LIST_URL, _word_list
 from .math_code import gsm8k_parts
 
 # %% auto #0
-__all__ = ['ARITH_OPS', 'ARITH_FRAMES', 'LETTER_FRAMES', 'in_split', 'draw_in_split', 'SkillTask', 'arithmetic_problem',
-           'Arithmetic', 'letter_call', 'letter_problem', 'LetterCount', 'two_step_problem', 'TwoStep']
+__all__ = ['ARITH_OPS', 'ARITH_NOUNS', 'ARITH_VERBS', 'NOUN_LEADS', 'VERB_LEADS', 'ARITH_ENDS', 'LETTER_FRAMES', 'in_split',
+           'draw_in_split', 'SkillTask', 'arith_phrasing', 'phrasing_in_split', 'arithmetic_problem', 'Arithmetic',
+           'letter_call', 'letter_problem', 'spoken_word_counts', 'LetterCount', 'two_step_problem', 'TwoStep']
 
 # %% ../../nbs/13e_tasks_skills.ipynb #b07d6c07
 def in_split(key: str, split: str, test_share: int = 8) -> bool:
@@ -64,21 +70,22 @@ class SkillTask(Task):
         return extract_answer(completion) == conversation["answer"]
 
 # %% ../../nbs/13e_tasks_skills.ipynb #161f3dff
-# The operations: (the calculator's operator, the words people use for it)
-ARITH_OPS = {"+": ("+", ["plus", "+", "added to"]), "-": ("-", ["minus", "-", "take away"]),
-             "*": ("*", ["times", "*", "x", "multiplied by"]), "/": ("//", ["divided by", "/", "over"])}
-# Frames: `{w}` is a word for the operation, `{s}` its symbol; a dict holds one frame per operation.
-ARITH_FRAMES = {
-    "train": ["What is {a} {w} {b}?", "Compute {a} {w} {b}", "what's {a}{s}{b}?", "Calculate {a} {w} {b}.",
-              "{a} {w} {b} = ?", "Find {a} {w} {b}.", "What is {a}{s}{b}", "Solve {a} {w} {b}",
-              {"+": "Add {a} and {b}.", "-": "Subtract {b} from {a}.", "*": "Multiply {a} by {b}.", "/": "Divide {a} by {b}."},
-              {"+": "What is the sum of {a} and {b}?", "-": "What is the difference of {a} and {b}?",
-               "*": "What is the product of {a} and {b}?", "/": "What is the quotient of {a} and {b}?"}],
-    "test": ["Please work out {a} {w} {b}.", "Tell me {a} {w} {b}", "What do you get for {a} {w} {b}?",
-             "Quick one: {a}{s}{b}", "I need {a} {w} {b}, please.", "how much is {a} {w} {b}",
-             {"+": "Can you add {a} and {b}?", "-": "Please subtract {b} from {a}.", "*": "Could you multiply {a} by {b}?",
-              "/": "Could you divide {a} by {b}?"}],
-}
+# The operations: the calculator's operator, and the operation as a noun phrase and as a verb phrase
+ARITH_OPS = {"+": "+", "-": "-", "*": "*", "/": "//"}
+ARITH_NOUNS = {"+": ["{a} plus {b}", "{a} + {b}", "{a}+{b}", "{a} added to {b}", "the sum of {a} and {b}"],
+               "-": ["{a} minus {b}", "{a} - {b}", "{a}-{b}", "{a} take away {b}", "the difference of {a} and {b}"],
+               "*": ["{a} times {b}", "{a} * {b}", "{a}*{b}", "{a} x {b}", "{a} multiplied by {b}",
+                     "the product of {a} and {b}"],
+               "/": ["{a} divided by {b}", "{a} / {b}", "{a}/{b}", "{a} over {b}", "the quotient of {a} and {b}"]}
+ARITH_VERBS = {"+": ["add {a} and {b}", "add {a} to {b}"], "-": ["subtract {b} from {a}", "take {b} away from {a}"],
+               "*": ["multiply {a} by {b}", "multiply {a} and {b}"], "/": ["divide {a} by {b}"]}
+# Lead-ins before a noun phrase ("What is 12 times 7") and before a verb phrase ("Could you multiply 12 by 7")
+NOUN_LEADS = ["What is ", "what is ", "What's ", "what's ", "Compute ", "Calculate ", "Find ", "Solve ", "Work out ",
+              "Evaluate ", "How much is ", "how much is ", "Tell me ", "Give me ", "I need ", "What do you get for ",
+              "Quick one: ", "Hey, what is ", "Can you tell me ", "Please compute ", "So what is ", "Do you know ", ""]
+VERB_LEADS = ["", "Please ", "please ", "Can you ", "Could you ", "Now ", "Hey, ", "Help me ", "I want you to ",
+              "Would you "]
+ARITH_ENDS = ["?", ".", "", ", please.", " please?", "!"]
 
 # %% ../../nbs/13e_tasks_skills.ipynb #f1f85534
 def _operand(rng: random.Random) -> int:
@@ -86,21 +93,36 @@ def _operand(rng: random.Random) -> int:
     d = rng.randint(1, 3)
     return rng.randint(0 if d == 1 else 10 ** (d - 1), 10 ** d - 1)
 
+def arith_phrasing(rng: random.Random, op: str) -> str:
+    "A question template for `op` ({a}, {b} to fill): lead-in + the operation as a noun or verb phrase + ending."
+    if rng.random() < 0.7:
+        lead, core = rng.choice(NOUN_LEADS), rng.choice(ARITH_NOUNS[op])
+    else:
+        lead, core = rng.choice(VERB_LEADS), rng.choice(ARITH_VERBS[op])
+    text = lead + core + rng.choice(ARITH_ENDS)
+    return text[0].upper() + text[1:] if not lead else text
+
+def phrasing_in_split(rng: random.Random, op: str, split: str) -> str:
+    "A phrasing of `op` that belongs to `split`: one whole phrasing in four (by CRC-32) is kept for the test."
+    for _ in range(1000):
+        frame = arith_phrasing(rng, op)
+        if in_split(frame, split, test_share=4):
+            return frame
+    raise RuntimeError(f"no {split} phrasing for {op!r}")
+
+# %% ../../nbs/13e_tasks_skills.ipynb #d333f037
 _APPLY = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.floordiv}
 
 def arithmetic_problem(rng: random.Random, split: str = "train") -> dict:
-    "One calculator problem: operands up to three digits, + - * and exact division, in one of `split`'s frames."
+    "One calculator problem: operands up to three digits, + - * and exact division, in one of `split`'s phrasings."
     op = rng.choice("+-*/")
     if op == "/":
         b = rng.randint(2, 99)
         a = b * rng.randint(1, 999 // b)
     else:
         a, b = _operand(rng), _operand(rng)
-    py, words = ARITH_OPS[op]
-    frame = rng.choice(ARITH_FRAMES[split])
-    frame = frame[op] if isinstance(frame, dict) else frame
-    question, result = frame.format(a=a, b=b, w=rng.choice(words), s=op), _APPLY[op](a, b)
-    parts = [{"type": "text", "text": "Let me calculate: "}, {"type": "python", "text": f"{a}{py}{b}"},
+    question, result = phrasing_in_split(rng, op, split).format(a=a, b=b), _APPLY[op](a, b)
+    parts = [{"type": "text", "text": "Let me calculate: "}, {"type": "python", "text": f"{a}{ARITH_OPS[op]}{b}"},
              {"type": "python_output", "text": str(result)}, {"type": "text", "text": f"\n#### {result}"}]
     return {"key": f"{a}{op}{b}", "question": question, "parts": parts, "answer": str(result)}
 
@@ -110,6 +132,12 @@ class Arithmetic(SkillTask):
 
     def make(self, rng: random.Random) -> dict:
         return arithmetic_problem(rng, self.split)
+
+    def well_formed(self, completion: str) -> bool:
+        "Whether the reply has the shape taught: one calculator call `a op b` and a `#### n` line, right or wrong."
+        calls = re.findall(r"<\|python_start\|>(.*?)<\|python_end\|>", completion, re.S)
+        return (len(calls) == 1 and re.fullmatch(r"\d+(\+|-|\*|//)\d+", calls[0]) is not None
+                and re.search(r"^#### -?\d+\s*$", completion, re.M) is not None)
 
 # %% ../../nbs/13e_tasks_skills.ipynb #451fde77
 # Frames for letter counting: {letter} and {word} each come bare or quoted, and always after a space.
@@ -142,17 +170,30 @@ def letter_problem(rng: random.Random, words: list[str], split: str = "train") -
              {"type": "python_output", "text": str(count)}, {"type": "text", "text": f"\n#### {count}"}]
     return {"key": word, "question": question, "parts": parts, "answer": str(count)}
 
+@functools.lru_cache(maxsize=2)
+def spoken_word_counts(archive: str | None = None) -> Counter:
+    "How often each lower-case word is said in the chitchat conversations (a pinned registry package, chapter 13c)."
+    data = json.loads(read_member(offline_archive("chitchat-dataset", archive), "chitchat_dataset/dataset.json"))
+    return Counter(w for conv in data.values() for turn in conv["messages"] for m in turn
+                   for w in re.findall(r"[a-z]+", m["text"].lower()))
+
 class LetterCount(SkillTask):
     "How many times does a letter occur in a word? One `.count` call and `#### n`; test words are never trained on."
     name = "letter_count"
 
-    def __init__(self, size: int = 1000, split: str = "train", source: str = "auto", **kwargs):
+    def __init__(self, size: int = 1000, split: str = "train", source: str = "auto", min_said: int = 5, **kwargs):
         super().__init__(size, split, **kwargs)
-        words = _word_list(resolve_source(source), None, None, WORD_LIST_URL)
-        self.words = [w for w in words if 3 <= len(w) <= 12]
+        if not isinstance(min_said, int) or min_said < 0:
+            raise ValueError(f"`min_said` must be a whole number >= 0; got {min_said!r}")
+        said = spoken_word_counts() if min_said else Counter()
+        words = [w for w in _word_list(resolve_source(source), None, None, WORD_LIST_URL) if 3 <= len(w) <= 12]
+        self.common = [w for w in words if said[w] >= min_said]
+        # the test asks about common words; training also copies rare ones, so copying is learnt for many more tokens
+        self.words = self.common if split == "test" else words
 
     def make(self, rng: random.Random) -> dict:
-        return letter_problem(rng, self.words, self.split)
+        return letter_problem(rng, self.common if rng.random() < 0.5 else self.words, self.split)
+
 
 # %% ../../nbs/13e_tasks_skills.ipynb #993e7cb7
 _PEOPLE = ["Ava", "Ben", "Chloe", "Diego", "Emma", "Farah", "Gus", "Hana", "Ivan", "Jade", "Kofi", "Lena", "Mateo", "Nora"]
