@@ -9,12 +9,14 @@ import codecs
 import threading
 from collections.abc import Iterator
 
+from fastcore.basics import patch
+
 from .tokenizer import ConversationError, Tokenizer, render_for_completion
 
 # %% auto #0
 __all__ = ['TextStream', 'tool_mark', 'display_text', 'prompt_tokens', 'reply_tokens']
 
-# %% ../nbs/18b_chat_stream.ipynb #8ca081a4
+# %% ../nbs/18b_chat_stream.ipynb #fa166768
 _KIND_AFTER = {"<|python_start|>": "python", "<|python_end|>": "text",
                "<|output_start|>": "python_output", "<|output_end|>": "text"}
 
@@ -27,21 +29,25 @@ class TextStream:
         self.kind = "text"
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
-    def push(self, token: int) -> list[tuple[str, str]]:
-        "The pieces that became complete with `token` (often none, sometimes one)."
-        if token in self.switch:  # a tool boundary: finish the current piece, then change kind
-            pieces = self.flush()
-            self.kind = self.switch[token]
-            return pieces
-        if token in self.specials:  # other specials carry no text in a reply
-            return []
-        text = self._decoder.decode(self.tokenizer.enc.decode_single_token_bytes(token))
-        return [(self.kind, text)] if text else []
+# %% ../nbs/18b_chat_stream.ipynb #531833b4
+@patch
+def push(self: TextStream, token: int) -> list[tuple[str, str]]:
+    "The pieces that became complete with `token` (often none, sometimes one)."
+    if token in self.switch:  # a tool boundary: finish the current piece, then change kind
+        pieces = self.flush()
+        self.kind = self.switch[token]
+        return pieces
+    if token in self.specials:  # other specials carry no text in a reply
+        return []
+    text = self._decoder.decode(self.tokenizer.enc.decode_single_token_bytes(token))
+    return [(self.kind, text)] if text else []
 
-    def flush(self) -> list[tuple[str, str]]:
-        "Whatever is held back (incomplete bytes become one replacement character)."
-        text = self._decoder.decode(b"", final=True)
-        return [(self.kind, text)] if text else []
+# %% ../nbs/18b_chat_stream.ipynb #9ad60ec5
+@patch
+def flush(self: TextStream) -> list[tuple[str, str]]:
+    "Whatever is held back (incomplete bytes become one replacement character)."
+    text = self._decoder.decode(b"", final=True)
+    return [(self.kind, text)] if text else []
 
 # %% ../nbs/18b_chat_stream.ipynb #7c07f28c
 _TOOL_MARKS = {("text", "python"): "[calculator: ", ("python", "python_output"): " = ",

@@ -25,7 +25,7 @@ from .loss_eval import NO_FLOAT64
 # %% auto #0
 __all__ = ['MIN_TEMPERATURE', 'use_calculator', 'sample_next_token', 'Engine']
 
-# %% ../nbs/11_engine.ipynb #a375070a
+# %% ../nbs/11_engine.ipynb #bcb01f81
 _MAX_EXPR_CHARS = 1000  # longer inputs are refused before parsing
 _MAX_BITS = 3320  # 2**3320 ~ 2.1e999: integers of up to 1000 decimal digits (not all of them)
 _MAX_DEPTH = 64  # deepest syntax tree walked
@@ -36,6 +36,7 @@ _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 class _Refused(Exception):
     "The expression is outside what the calculator evaluates."
 
+# %% ../nbs/11_engine.ipynb #e67388d4
 def _number(x):
     "x if it is a bounded int or a finite float, else refuse."
     if isinstance(x, bool) or not isinstance(x, (int, float)):
@@ -46,6 +47,7 @@ def _number(x):
         raise _Refused("integer too large")
     return x
 
+# %% ../nbs/11_engine.ipynb #0b86c0c7
 def _power(a, b):
     "a ** b, refused before computing when the result would exceed the bounds."
     if isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 and b * math.log2(abs(a)) > _MAX_BITS:
@@ -89,7 +91,7 @@ def use_calculator(expr: str) -> int | float | None:
     except (_Refused, SyntaxError, ValueError, TypeError, ZeroDivisionError, OverflowError, RecursionError, MemoryError):
         return None
 
-# %% ../nbs/11_engine.ipynb #17725a77
+# %% ../nbs/11_engine.ipynb #90838954
 MIN_TEMPERATURE = 1e-4  # below this, sampling is greedy (logits / T would overflow to inf, and softmax to NaN)
 
 def sample_next_token(logits: torch.Tensor, rng: torch.Generator | None, temperature: float = 1.0,
@@ -103,6 +105,7 @@ def sample_next_token(logits: torch.Tensor, rng: torch.Generator | None, tempera
         return idx.gather(1, _draw(F.softmax(vals / temperature, dim=-1), rng))
     return _draw(F.softmax(logits / temperature, dim=-1), rng)
 
+# %% ../nbs/11_engine.ipynb #1d30888a
 def _draw(probs: torch.Tensor, rng: torch.Generator | None) -> torch.Tensor:
     "One index per row of probs (B, K) -> (B, 1), by inverting the cumulative distribution at one uniform draw per row."
     # NaN, inf or negative entries (from NaN or infinite logits) carry no mass; a row with none at all draws index 0
