@@ -31,7 +31,7 @@ def load_chat_model(source: str, base_dir: str | Path | None = None, device: str
         raise FileNotFoundError(f"the {source} checkpoint has no tokenizer beside it (expected <base_dir>/tokenizer)")
     return Engine(model, tokenizer), tokenizer, model.config.sequence_len
 
-# %% ../nbs/80_chat.ipynb #6118de61
+# %% ../nbs/80_chat.ipynb #fea67245
 _STYLE = {"user": "background:#dbeafe;margin-left:15%", "assistant": "background:#fff;border:1px solid #e5e5e5;margin-right:10%"}
 _PART_HTML = {"text": "{}",
               "python": '<span class="nanochat-python" style="background:#fef3c7;font-family:monospace;padding:0 3px">{}</span>',
@@ -45,6 +45,7 @@ def _message_html(parts: list[dict]) -> str:
         kind = p["type"]
     return "".join(out) + tool_mark(kind, "text")
 
+# %% ../nbs/80_chat.ipynb #76692d24
 def render_transcript(messages: list[dict]) -> str:
     "HTML for a conversation; assistant content may be a list of text/python/python_output parts."
     out = []
