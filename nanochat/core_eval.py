@@ -113,6 +113,7 @@ def crop_sequences(tokens, starts, ends, max_len: int | None):
             lst.append(v)
     return out
 
+# %% ../nbs/10_core_eval.ipynb #6403a471
 @torch.no_grad()
 def forward_model(model, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     "(losses, predictions), both (B, T): next-token cross-entropy and argmax at every position (last loss = nan)."
@@ -268,6 +269,7 @@ def score_items(idxs: list[int], model, tokenizer, data: list[dict], device, tas
             out.append(score_shared_prefix(model, t, s[0], e, pad_id, device) if sh else [next(pooled) for _ in t])
     return out
 
+# %% ../nbs/10_core_eval.ipynb #ec76889b
 def evaluate_examples(idxs: list[int], model, tokenizer, data: list[dict], device, task_meta: dict,
                       max_seq_len: int | None = None, batch_tokens: int = DEFAULT_BATCH_TOKENS) -> list[bool]:
     "`evaluate_example` for each item in `idxs`, scored batched."
@@ -291,6 +293,7 @@ def evaluate_task_items(model, tokenizer, data: list[dict], device, task_meta: d
         dist.all_reduce(correct, op=dist.ReduceOp.SUM)
     return [bool(c) for c in correct.tolist()]
 
+# %% ../nbs/10_core_eval.ipynb #ffef256f
 def evaluate_task(model, tokenizer, data: list[dict], device, task_meta: dict, max_seq_len: int | None = None,
                   batch_tokens: int = DEFAULT_BATCH_TOKENS) -> float:
     "Accuracy on `data` (see `evaluate_task_items`)."

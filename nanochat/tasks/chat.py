@@ -51,6 +51,7 @@ def chitchat_messages(conversation: dict) -> list[dict] | None:
         return None
     return [{"role": "user" if i % 2 == 0 else "assistant", "content": text} for i, (_, text) in enumerate(turns)]
 
+# %% ../../nbs/13c_tasks_chat.ipynb #1ddcf166
 def chitchat_split(conversation_id: str) -> str:
     "'test' for 5% of the conversation ids (by hash), else 'train'."
     return "test" if int(hashlib.sha256(conversation_id.encode()).hexdigest()[:8], 16) % 20 == 0 else "train"
@@ -104,6 +105,7 @@ class _SetsOnly(pickle.Unpickler):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a word list")
 
+# %% ../../nbs/13c_tasks_chat.ipynb #3e881115
 def load_word_set(data: bytes) -> set[str]:
     "A pickled set of words, loaded without running any other code; ValueError if it is not a set of str."
     words = _SetsOnly(io.BytesIO(data)).load()

@@ -69,6 +69,7 @@ def _shopping(rng, names):
              _step("The change is ", f"{paid} - {total}", paid - total, " dollars.")]
     return q, steps, paid - total
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #1bd77f87
 def _sharing(rng, names):
     name = rng.choice(names)
     friends, each, left = rng.randint(2, 8), rng.randint(2, 12), rng.randint(0, 15)
@@ -95,6 +96,7 @@ def _wages(rng, names):
              _step("After the bike, ", f"{earned} - {spent}", earned - spent, " dollars are left.")]
     return q, steps, earned - spent
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #4b822e7d
 def _boxes(rng, names):
     name = rng.choice(names)
     per_box, boxes, used = rng.randint(6, 24), rng.randint(3, 12), 0
@@ -121,6 +123,7 @@ def _reading(rng, names):
              _step(f"In {weeks} weeks that is ", f"{per_week} * {weeks}", per_week * weeks, " pages.")]
     return q, steps, per_week * weeks
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #832c3d7f
 def _speed(rng, names):
     name = rng.choice(names)
     speed, hours, back_speed = rng.randint(20, 70), rng.randint(2, 5), 0
@@ -142,6 +145,7 @@ def word_problem(rng: random.Random, names: list[str] = _NAMES) -> dict:
     question, steps, result = rng.choice(_TEMPLATES)(rng, names)
     return {"question": question, "answer": "\n".join(steps) + f"\n#### {result}"}
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #30e9c7e4
 def synthetic_gsm8k(index: int, split: str = "train") -> dict:
     "Row `index` of the generated `split`: the same on every run; train and test use disjoint seeds."
     check_choice("split", split, GSM8K_SPLITS)
@@ -208,6 +212,7 @@ def extract_program(completion: str) -> str:
     m = _CODE_BLOCK_RE.search(completion)
     return m.group(1) if m else completion
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #1426c2c6
 def extract_imports(prompt: str) -> str:
     "The top-level import lines of a HumanEval prompt."
     return "\n".join(l for l in prompt.splitlines() if l.startswith(("import ", "from ")))
