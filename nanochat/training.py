@@ -74,7 +74,8 @@ def measured_cpu_peak(dtype: "torch.dtype", base_dir: str | os.PathLike, n: int 
     path = Path(base_dir) / "peak_flops.json"
     cache = json.loads(path.read_text()) if path.exists() else {}
     if key not in cache:
-        cache[key] = matmul_peak(dtype, n if dtype == torch.float32 else n // 2)  # bf16 may be emulated: smaller
+        fp32 = dtype == torch.float32  # bf16 may be emulated (10-100x slower): a smaller matmul, timed once
+        cache[key] = matmul_peak(dtype, n if fp32 else n // 2, reps=3 if fp32 else 1)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(cache, indent=1))
