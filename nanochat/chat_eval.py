@@ -99,22 +99,27 @@ def _pass_at_k(outcomes: list[list[bool]], num_samples: int, device) -> dict:
 def run_generative(engine, tokenizer, task, num_samples: int = 1, max_new_tokens: int = 256, temperature: float = 0.0,
                    top_k: int | None = 50, batch_size: int = 8, max_problems: int | None = None, seed: int = 42,
                    problems: list[int] | None = None) -> dict:
-    "{'accuracy', 'pass@1'.., 'passed', 'total', 'samples', 'outcomes'} of sampled completions judged by `task.evaluate`."
+    """{'accuracy', 'pass@1'.., 'passed', 'total', 'samples', 'outcomes'} of sampled completions judged by `task.evaluate`;
+    plus 'well_formed' (the share of first samples in the task's reply shape) when the task has `well_formed`."""
     if num_samples < 1 or batch_size < 1:
         raise ValueError(f"`num_samples` and `batch_size` must be >= 1; got {num_samples}, {batch_size}")
     rank, world = dist_rank_world()
     if problems is None:
         problems = list(range(len(task) if max_problems is None else min(len(task), max_problems)))
-    outcomes, samples = [], []  # per problem: [bool per sample]; first few decoded completions for display
+    outcomes, samples, formed = [], [], 0  # per problem: [bool per sample]; first few completions for display
     for conv, prompt, results in _samples(engine, tokenizer, task, problems[rank::world], num_samples, batch_size, seed,
                                           max_tokens=max_new_tokens, temperature=temperature, top_k=top_k):
         texts = [tokenizer.decode(_completion(r, prompt)) for r in results]
         outcomes.append([bool(task.evaluate(conv, t)) for t in texts])
+        formed += bool(hasattr(task, "well_formed") and task.well_formed(texts[0]))
         if len(samples) < 4:
             first = conv["messages"][0]["content"]
             samples.append((first if isinstance(first, str) else "", texts[0]))
     device = next(engine.model.parameters()).device if hasattr(engine, "model") else torch.device("cpu")
     out = _pass_at_k(outcomes, num_samples, device)
+    if hasattr(task, "well_formed"):
+        formed, total = _reduce_counts(formed, len(outcomes), device)
+        out["well_formed"] = formed / total if total else float("nan")
     return {**out, "accuracy": out[f"pass@{num_samples}"], "samples": samples,
             "outcomes": outcomes}  # outcomes: this rank's problems, in order, one bool per sample
 

@@ -148,6 +148,7 @@ SUMMARY_METRICS = [
     ("RL task pass@1", "sft", "Chat RL", ["pass@1 before"]),
     ("RL task pass@1", "rl", "Chat RL", ["pass@1 after"]),
     *[(m, phase, f"Chat evaluation {phase}", [m]) for m in SKILL_METRICS for phase in ("mid", "sft", "rl")],
+    *[("Arithmetic well formed", phase, f"Chat evaluation {phase}", ["Arithmetic well formed"]) for phase in ("mid", "sft", "rl")],
     ("RL gain (greedy)", "rl", "Chat RL", ["Greedy pass@1 gain"]),
     ("RL gain, its paired SE", "rl", "Chat RL", ["Greedy pass@1 gain SE"]),
 ]
