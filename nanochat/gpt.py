@@ -87,7 +87,7 @@ def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                      row_start: torch.Tensor | None = None) -> torch.Tensor:
     "Causal softmax attention of q (B, H, Tq, D) over k, v (B, Hkv, Tk, D); the queries are the last Tq positions."
     Tq, Tk = q.size(2), k.size(2)
-    if Tq == 1 and q.device.type == "cpu":  # decoding one token on CPU: two small matmuls (see above)
+    if Tq == 1 and q.device.type == "cpu":  # decoding one token on CPU: two small matmuls (`_decode_attention_cpu`)
         return _decode_attention_cpu(q, k, v, row_start)
     k, v = k.to(q.dtype), v.to(q.dtype)  # a cache kept in another dtype (fp32 on CPU: KVCache's dtype); else a no-op
     gqa = k.size(1) != q.size(1)  # grouped-query attention: several query heads share a key/value head
