@@ -21,9 +21,9 @@ from ..download import download_file, read_member
 from ..tokenizer import check_messages
 
 # %% auto #0
-__all__ = ['SMOLTALK_SPLITS', 'WORD_LIST_URL', 'check_conversation', 'chitchat_messages', 'chitchat_split', 'SmolTalk',
-           'load_word_set', 'SpellingBee', 'SimpleSpelling', 'identity_conversations', 'identity_conversations_path',
-           'read_conversations', 'CustomJSON']
+__all__ = ['SMOLTALK_SPLITS', 'WORD_LIST_URL', 'check_conversation', 'chitchat_messages', 'chitchat_split',
+           'chitchat_conversations', 'SmolTalk', 'load_word_set', 'SpellingBee', 'SimpleSpelling',
+           'identity_conversations', 'identity_conversations_path', 'read_conversations', 'CustomJSON']
 
 # %% ../../nbs/13c_tasks_chat.ipynb #35135d35
 def check_conversation(messages: list, where: str) -> list[dict]:
@@ -56,6 +56,10 @@ def chitchat_split(conversation_id: str) -> str:
     "'test' for 5% of the conversation ids (by hash), else 'train'."
     return "test" if int(hashlib.sha256(conversation_id.encode()).hexdigest()[:8], 16) % 20 == 0 else "train"
 
+def chitchat_conversations(archive: str | None = None) -> dict:
+    "The chitchat dataset, {conversation id: conversation}, read from its pinned wheel (`archive`: a local copy)."
+    return json.loads(read_member(offline_archive("chitchat-dataset", archive), "chitchat_dataset/dataset.json"))
+
 # %% ../../nbs/13c_tasks_chat.ipynb #d83d0864
 @functools.lru_cache(maxsize=4)
 def _smoltalk_rows(split: str, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
@@ -66,9 +70,8 @@ def _smoltalk_rows(split: str, source: str, archive: str | None, cache_dir: str 
             raise FileNotFoundError(f"no data/{split}-*.parquet files in hub dataset {repo}")
         rows = [r for p in files for r in read_parquet(hub_file(repo, p, cache_dir))]
         return [rows[i] for i in hub_shuffle(len(rows))]
-    data = json.loads(read_member(offline_archive("chitchat-dataset", archive), "chitchat_dataset/dataset.json"))
     rows = []
-    for cid, conversation in data.items():
+    for cid, conversation in chitchat_conversations(archive).items():
         messages = chitchat_messages(conversation)
         if messages is not None and chitchat_split(cid) == split:
             rows.append({"messages": messages, "source": f"chitchat:{cid}"})

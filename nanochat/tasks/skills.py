@@ -6,16 +6,14 @@
 from __future__ import annotations
 
 import functools
-import json
 import operator
 import random
 import re
 import zlib
 from collections import Counter
 
-from ..download import read_member
-from .common import Task, check_choice, extract_answer, offline_archive, resolve_source
-from .chat import WORD_LIST_URL, _word_list
+from .common import Task, check_choice, extract_answer, resolve_source
+from .chat import WORD_LIST_URL, _word_list, chitchat_conversations
 from .math_code import gsm8k_parts
 
 # %% auto #0
@@ -173,8 +171,7 @@ def letter_problem(rng: random.Random, words: list[str], split: str = "train") -
 @functools.lru_cache(maxsize=2)
 def spoken_word_counts(archive: str | None = None) -> Counter:
     "How often each lower-case word is said in the chitchat conversations (a pinned registry package, chapter 13c)."
-    data = json.loads(read_member(offline_archive("chitchat-dataset", archive), "chitchat_dataset/dataset.json"))
-    return Counter(w for conv in data.values() for turn in conv["messages"] for m in turn
+    return Counter(w for conv in chitchat_conversations(archive).values() for turn in conv["messages"] for m in turn
                    for w in re.findall(r"[a-z]+", m["text"].lower()))
 
 class LetterCount(SkillTask):
