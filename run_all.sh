@@ -249,7 +249,7 @@ run_tests() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# Pipeline and benchmarks: the stage runner lives in the package (nbs/15_pipeline.ipynb).
+# Pipeline and benchmarks: the stage runner lives in the package (nbs/19c_pipeline.ipynb).
 # ---------------------------------------------------------------------------------------------
 run_pipeline() {
     if [ ! -f nanochat/pipeline.py ]; then
