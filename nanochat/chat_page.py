@@ -5,13 +5,8 @@
 # %% auto #0
 __all__ = ['CHAT_PAGE']
 
-# %% ../nbs/81a_chat_page.ipynb #7894cb1e
-# a data cell: the whole page (HTML, CSS and JavaScript) as one string, read in one go as the prose above says
-CHAT_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>nanochat</title>
-<style>
- body{margin:0;font-family:system-ui,sans-serif;background:#f7f7f8;display:flex;flex-direction:column;height:100vh}
+# %% ../nbs/81a_chat_page.ipynb #64c418b3
+_PAGE_STYLE = """ body{margin:0;font-family:system-ui,sans-serif;background:#f7f7f8;display:flex;flex-direction:column;height:100vh}
  header{padding:10px 16px;border-bottom:1px solid #ddd;background:#fff;font-weight:600}
  header span{font-weight:400;color:#666;font-size:13px;margin-left:8px}
  #chat{flex:1;overflow-y:auto;padding:16px;max-width:800px;width:100%;margin:0 auto;box-sizing:border-box}
@@ -27,13 +22,17 @@ CHAT_PAGE = """<!doctype html>
  #input{flex:1;resize:none;padding:10px;border-radius:10px;border:1px solid #ccc;font:inherit;height:44px}
  #send{padding:0 18px;border-radius:10px;border:none;background:#2563eb;color:#fff;font:inherit;cursor:pointer}
  #send:disabled{background:#9ca3af}
-</style></head><body>
-<header>nanochat <span id="settings"></span></header>
+"""
+
+# %% ../nbs/81a_chat_page.ipynb #ba123392
+_PAGE_BODY = """<header>nanochat <span id="settings"></span></header>
 <div id="chat"></div>
 <footer><textarea id="input" placeholder="Message (Enter sends, Shift+Enter is a new line, /help for commands)"></textarea>
 <button id="send">Send</button></footer>
-<script>
-const chat = document.getElementById("chat"), input = document.getElementById("input"), send = document.getElementById("send");
+"""
+
+# %% ../nbs/81a_chat_page.ipynb #e4bebdbc
+_JS_STATE = """const chat = document.getElementById("chat"), input = document.getElementById("input"), send = document.getElementById("send");
 let messages = [], settings = {temperature: 0.8, top_k: 50, max_tokens: 512}, busy = false;
 function showSettings() {
   document.getElementById("settings").textContent =
@@ -43,7 +42,11 @@ function note(text, cls) {
   const d = document.createElement("div"); d.className = "message " + (cls || "note"); d.textContent = text;
   chat.appendChild(d); chat.scrollTop = chat.scrollHeight;
 }
-function render() {
+function setBusy(b) { busy = b; input.disabled = b; send.disabled = b; if (!b) input.focus(); }
+"""
+
+# %% ../nbs/81a_chat_page.ipynb #6246fdcf
+_JS_RENDER = """function render() {
   chat.innerHTML = "";
   messages.forEach((m, i) => {
     const d = document.createElement("div"); d.className = "message " + m.role;
@@ -61,8 +64,10 @@ function render() {
   });
   chat.scrollTop = chat.scrollHeight;
 }
-function setBusy(b) { busy = b; input.disabled = b; send.disabled = b; if (!b) input.focus(); }
-function edit(i) {
+"""
+
+# %% ../nbs/81a_chat_page.ipynb #f51466dc
+_JS_EDIT = """function edit(i) {
   if (busy) return;
   const text = prompt("Edit the message (the conversation after it is discarded):", messages[i].content);
   if (text === null || !text.trim()) return;
@@ -82,7 +87,39 @@ function command(text) {
   else note("commands: /temperature 0..2, /topk 0..200 (0 = off), /maxtokens 1..4096, /clear");
   showSettings();
 }
-async function generate() {
+"""
+
+# %% ../nbs/81a_chat_page.ipynb #0b2073f5
+_JS_STREAM = """async function readEvents(response, onEvent) {
+  const reader = response.body.getReader(), decoder = new TextDecoder();
+  let buf = "";
+  while (true) {
+    const {value, done} = await reader.read(); if (done) break;
+    buf += decoder.decode(value, {stream: true});
+    let cut;
+    while ((cut = buf.indexOf("\\n\\n")) >= 0) {
+      const line = buf.slice(0, cut); buf = buf.slice(cut + 2);
+      if (line.startsWith("data: ")) onEvent(JSON.parse(line.slice(6)));
+    }
+  }
+}
+"""
+
+# %% ../nbs/81a_chat_page.ipynb #c50d0ace
+_JS_TOKEN = """function addToken(reply, box, kind, token) {
+  const last = reply.pieces[reply.pieces.length - 1];
+  if (last && last[0] === kind) last[1] += token; else reply.pieces.push([kind, token]);
+  if (kind === "text") reply.content += token;
+  let s = box.lastChild;
+  if (!s || s.tagName !== "SPAN" || (s.className || "text") !== kind) {
+    s = document.createElement("span"); if (kind !== "text") s.className = kind; box.appendChild(s);
+  }
+  s.textContent += token; chat.scrollTop = chat.scrollHeight;
+}
+"""
+
+# %% ../nbs/81a_chat_page.ipynb #f25c1ab8
+_JS_GENERATE = """async function generate() {
   const reply = {role: "assistant", content: "", pieces: []};
   const history = messages.map(m => ({role: m.role, content: m.content}));
   messages.push(reply); setBusy(true); render();
@@ -91,29 +128,10 @@ async function generate() {
     const r = await fetch("/chat/completions", {method: "POST", headers: {"Content-Type": "application/json"},
                                                 body: JSON.stringify({messages: history, ...settings})});
     if (!r.ok) { const e = await r.json().catch(() => ({})); throw new Error(e.detail || r.statusText); }
-    const reader = r.body.getReader(), decoder = new TextDecoder();
-    let buf = "";
-    while (true) {
-      const {value, done} = await reader.read(); if (done) break;
-      buf += decoder.decode(value, {stream: true});
-      let cut;
-      while ((cut = buf.indexOf("\\n\\n")) >= 0) {
-        const line = buf.slice(0, cut); buf = buf.slice(cut + 2);
-        if (!line.startsWith("data: ")) continue;
-        const ev = JSON.parse(line.slice(6));
-        if (ev.error) throw new Error(ev.error);
-        if (ev.token !== undefined) {
-          const kind = ev.type || "text", last = reply.pieces[reply.pieces.length - 1];
-          if (last && last[0] === kind) last[1] += ev.token; else reply.pieces.push([kind, ev.token]);
-          if (kind === "text") reply.content += ev.token;
-          let s = box.lastChild;
-          if (!s || s.tagName !== "SPAN" || (s.className || "text") !== kind) {
-            s = document.createElement("span"); if (kind !== "text") s.className = kind; box.appendChild(s);
-          }
-          s.textContent += ev.token; chat.scrollTop = chat.scrollHeight;
-        }
-      }
-    }
+    await readEvents(r, ev => {
+      if (ev.error) throw new Error(ev.error);
+      if (ev.token !== undefined) addToken(reply, box, ev.type || "text", ev.token);
+    });
   } catch (e) {  // drop the half reply; the refused message goes back into the box to be fixed and resent
     messages.pop();
     const last = messages[messages.length - 1];
@@ -123,7 +141,10 @@ async function generate() {
   }
   setBusy(false); render();
 }
-function submit() {
+"""
+
+# %% ../nbs/81a_chat_page.ipynb #17e0e4f4
+_JS_SUBMIT = """function submit() {
   const text = input.value; if (busy || !text.trim()) return;
   input.value = "";
   if (text.trim().startsWith("/")) { command(text); return; }
@@ -132,5 +153,11 @@ function submit() {
 send.onclick = submit;
 input.addEventListener("keydown", e => { if (e.key === "Enter" && !e.shiftKey) { e.preventDefault(); submit(); } });
 showSettings(); input.focus();
-</script></body></html>
 """
+
+# %% ../nbs/81a_chat_page.ipynb #8f29e4a5
+CHAT_PAGE = ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+             '<meta name="viewport" content="width=device-width,initial-scale=1">\n<title>nanochat</title>\n'
+             "<style>\n" + _PAGE_STYLE + "</style></head><body>\n" + _PAGE_BODY + "<script>\n" +
+             _JS_STATE + _JS_RENDER + _JS_EDIT + _JS_STREAM + _JS_TOKEN + _JS_GENERATE + _JS_SUBMIT +
+             "</script></body></html>\n")
