@@ -19,14 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .common import get_base_dir
+from .profiles import PROFILES, default_profile
 from .training import hms
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_NAMES', 'PROFILES', 'SPEEDRUN_NODE', 'DATA_STAGES', 'Stage', 'upstream', 'nbs_dir', 'read_parameters',
-           'coerce_param', 'default_profile', 'parse_overrides', 'resolve_params', 'Launch', 'stage_command',
-           'failing_cell', 'failure_message', 'StageFailed', 'cells_ran', 'child_env', 'run_stage', 'stage_outputs',
-           'stage_done', 'stage_stale', 'data_commands', 'eval_bundle_command', 'Plan', 'make_plan', 'run_pipeline',
-           'bench_real_params', 'bench_notebooks', 'bench_params', 'run_bench', 'main']
+__all__ = ['STAGES', 'STAGE_NAMES', 'DATA_STAGES', 'Stage', 'upstream', 'nbs_dir', 'read_parameters', 'coerce_param',
+           'parse_overrides', 'resolve_params', 'Launch', 'stage_command', 'failing_cell', 'failure_message',
+           'StageFailed', 'cells_ran', 'child_env', 'run_stage', 'stage_outputs', 'stage_done', 'stage_stale',
+           'data_commands', 'eval_bundle_command', 'Plan', 'make_plan', 'run_pipeline', 'bench_real_params',
+           'bench_notebooks', 'bench_params', 'run_bench', 'main']
 
 # %% ../nbs/19c_pipeline.ipynb #da533e96
 @dataclass
@@ -156,127 +157,6 @@ def coerce_param(name: str, value, default):
     if kind is str:
         return str(value)
     return value  # lists, dicts...: passed as given
-
-# %% ../nbs/19c_pipeline.ipynb #f6dd25ea
-# The chat stages on GPUs: the reference's speedrun.sh / run1000.sh and the defaults of its scripts (c75fe54).
-_GPU_EVAL = {"tasks": "ARC-Easy,ARC-Challenge,MMLU,GSM8K,HumanEval,SpellingBee", "max_problems": -1, "temperature": 0.0,
-             "top_k": 50, "num_samples": 1, "max_new_tokens": 512, "batch_size": 8}
-_GPU_CHAT = {
-    # one epoch of ~568K conversations; 80% flat LR then linear to 0
-    "mid_train": {"train_tasks": "smoltalk,mmlu_aux,gsm8k,identity,identity,simple_spelling:200000,spelling_bee:80000",
-                  "val_tasks": "smoltalk,mmlu:5200,gsm8k:420", "total_batch_size": 524_288, "num_iterations": -1,
-                  "matrix_lr": 0.02, "embedding_lr": 0.2, "unembedding_lr": 0.004, "init_lr_frac": 1.0,
-                  "eval_every": 150, "eval_tokens": 20 * 524_288, "compile": True, "log_every": 10},
-    # ~23K conversations, 32 per step; LR 2% of the base's, linear to 0
-    "chat_sft": {"train_tasks": "arc_easy,arc_challenge,gsm8k,smoltalk:10000,identity,simple_spelling:300,spelling_bee:300",
-                 "val_tasks": "smoltalk", "metric_tasks": "mmlu,arc_easy", "device_batch_size": 4,
-                 "target_examples_per_step": 32, "num_epochs": 1, "num_iterations": -1, "init_lr_frac": 0.02,
-                 "eval_every": 100, "eval_steps": 100, "eval_metrics_every": 200, "eval_metrics_max_problems": 1024},
-    # GSM8K train, 16 prompts x 16 samples per step (speedrun.sh leaves this stage commented out; we run it:
-    # with its chat evaluation ~1h15m more than the reference's 3h51m, see the Profiles section)
-    "chat_rl": {"task": "gsm8k", "train_problems": -1, "examples_per_step": 16, "num_samples": 16, "device_batch_size": 8,
-                "max_new_tokens": 256, "temperature": 1.0, "top_k": 50, "num_epochs": 1, "num_iterations": -1,
-                "init_lr_frac": 0.05, "eval_every": 60, "eval_examples": 400, "eval_k": 8, "save_every": 60},
-    **{f"chat_eval_{s}": _GPU_EVAL for s in ("mid", "sft", "rl")},
-}
-# The chat stages on a laptop: most tokens go to the three skills of chapter 13e (calculator arithmetic, letter
-# counting, two-step word problems), which a depth-4 model learns in minutes, so each stage visibly does its job;
-# a little multiple choice and identity keeps the real tasks' format, and ARC, MMLU, GSM8K, HumanEval and SpellingBee
-# are still evaluated (near chance at this size). Figures of a healthy run: chapters 40, 50, 60.
-_CPU_EVAL = {"tasks": "ARC-Easy,ARC-Challenge,MMLU,GSM8K,HumanEval:32,SpellingBee:32,Arithmetic:256,LetterCount:256,TwoStep:256",
-             "max_problems": 64, "max_new_tokens": 64, "batch_size": 16}
-_CPU_CHAT = {
-    # ~330K tokens (a conversation: arithmetic ~40 tokens, letter counting ~51, two-step ~82) in ~320 steps of 1,024:
-    # many small steps teach copying (numbers, words) faster than few large ones (74% vs 19% arithmetic, chapter 40)
-    "mid_train": {"train_tasks": "arithmetic:3000,letter_count:3000,two_step:600,identity:100",
-                  "val_tasks": "arithmetic:100,letter_count:100,two_step:50", "task_source": "offline",
-                  "max_seq_len": 256, "device_batch_size": 4, "total_batch_size": 1024, "eval_every": 100,
-                  "eval_tokens": 8192, "compile": True, "log_every": 20},
-    # 2,650 conversations, 165 steps of 16, at 20% of the base LR (the reference's 2% barely moves a model this small)
-    "chat_sft": {"train_tasks": "arithmetic:800,letter_count:1600,two_step:200,identity:50",
-                 "val_tasks": "arithmetic:32,letter_count:32,two_step:16", "metric_tasks": "",
-                 "task_source": "offline", "max_seq_len": 256, "device_batch_size": 8, "target_examples_per_step": 16,
-                 "init_lr_frac": 0.2, "eval_every": 50, "eval_steps": 4, "eval_metrics_every": -1,
-                 "eval_metrics_max_problems": 64, "log_every": 20},
-    # two-step problems: the SFT model solves some, so some samples earn reward and some do not
-    "chat_rl": {"task": "two_step", "train_problems": -1, "examples_per_step": 8, "num_samples": 8, "device_batch_size": 8,
-                "max_new_tokens": 64, "num_iterations": 30, "init_lr_frac": 0.05, "eval_every": 10, "eval_examples": 64,
-                "eval_k": 4, "greedy_eval_problems": 256, "save_every": 10, "log_every": 5},
-    **{f"chat_eval_{s}": {**_CPU_EVAL, "task_source": "offline"} for s in ("mid", "sft", "rl")},
-    "report": {"expect": "cpu"},
-}
-
-PROFILES: dict[str, dict] = {
-    "cpu": {
-        "data": {"source": "embedded"},
-        "common": {"device_batch_size": 8, "max_seq_len": 512},
-        "tok_train": {"max_chars": 10_000_000, "vocab_size": 8192},
-        # a FLOP budget rather than a step count, so `-p depth 2` or `-p depth 6` keeps the stage's time:
-        # 1.2e13 FLOPs = 78 steps of 4,096 tokens at depth 4 (3.8e7 FLOPs/token), ~6 min at ~40 GFLOP/s.
-        # torch.compile pays here too: 2,099 vs 1,513 tok/s over 20 steps of this profile (same val bpb), as printed by
-        # `bash run_all.sh base_train --force -p base_train.num_iterations 20 -p base_train.compile True` (then False).
-        "base_train": {"depth": 4, "total_batch_size": 4096, "num_iterations": -1, "target_flops": 1.2e13,
-                       "eval_every": 25, "eval_tokens": 16_384, "sample_every": -1, "core_metric_every": -1,
-                       "log_every": 5, "compile": True},
-        "base_loss": {"split_tokens": 32_768},
-        "base_eval": {"max_per_task": 50},  # 14 offline tasks x 50 items
-        **_CPU_CHAT,
-    },
-    "speedrun": {
-        "data": {"source": "fineweb", "num_shards": 240, "tokenizer_shards": 8},
-        "common": {"device_batch_size": 32, "max_seq_len": 2048},
-        "tok_train": {"max_chars": 2_000_000_000, "vocab_size": 65536},
-        "base_train": {"depth": 20, "total_batch_size": 524_288, "num_iterations": -1, "target_param_data_ratio": 20.0,
-                       "matrix_lr": 0.02, "embedding_lr": 0.2, "unembedding_lr": 0.004, "grad_clip": 1.0,
-                       "eval_every": 250, "eval_tokens": 20 * 524_288, "core_metric_every": 2000,
-                       "core_metric_max_per_task": 500, "sample_every": 2000, "save_every": 2000, "compile": True, "log_every": 1},
-        "base_loss": {"split_tokens": 20 * 524_288},
-        "base_eval": {"max_per_task": -1},
-        **_GPU_CHAT,
-    },
-    "run1000": {
-        "data": {"source": "fineweb", "num_shards": 800, "tokenizer_shards": 16},
-        "common": {"device_batch_size": 8, "max_seq_len": 2048},
-        "tok_train": {"max_chars": 4_000_000_000, "vocab_size": 65536},
-        "base_train": {"depth": 32, "total_batch_size": 524_288, "num_iterations": -1, "target_param_data_ratio": 20.0,
-                       "matrix_lr": 0.02, "embedding_lr": 0.2, "unembedding_lr": 0.004, "grad_clip": 1.0,
-                       "eval_every": 250, "eval_tokens": 20 * 524_288, "core_metric_every": 2000,
-                       "core_metric_max_per_task": 500, "sample_every": 2000, "save_every": 2000, "compile": True, "log_every": 1},
-        "base_loss": {"split_tokens": 20 * 524_288},
-        "base_eval": {"max_per_task": -1},
-        **_GPU_CHAT,
-    },
-}
-
-SPEEDRUN_NODE = (8, 80e9)  # what the speedrun is sized for: 8 GPUs of 80 GB (8xH100)
-
-def _cuda_gpus() -> list[tuple[str, int]]:
-    "(name, bytes of memory) of each CUDA GPU; empty without CUDA."
-    try:
-        import torch
-    except ImportError:
-        return []
-    if not torch.cuda.is_available():
-        return []
-    return [(p.name, p.total_memory) for p in map(torch.cuda.get_device_properties, range(torch.cuda.device_count()))]
-
-def default_profile(gpus: list[tuple[str, int]] | None = None) -> str:
-    "`cpu` without CUDA, `speedrun` on >= 8 GPUs of >= 80 GB; on any other GPU node a ValueError naming the flags to use."
-    gpus = _cuda_gpus() if gpus is None else gpus
-    if not gpus:
-        return "cpu"
-    n, mem = len(gpus), min(m for _, m in gpus)
-    if n >= SPEEDRUN_NODE[0] and mem >= SPEEDRUN_NODE[1]:
-        return "speedrun"
-    batch = 32  # the speedrun's device_batch_size; activations scale with it, ~8 GB of weights and optimizer state do not
-    while batch > 1 and 8e9 + batch * (SPEEDRUN_NODE[1] - 8e9) / 32 > mem:
-        batch //= 2
-    raise ValueError(
-        f"this node has {n} GPU(s) ({gpus[0][0]}, {mem / 1e9:.0f} GB); the speedrun profile is sized for "
-        f"{SPEEDRUN_NODE[0]} GPUs of {SPEEDRUN_NODE[1] / 1e9:.0f} GB and downloads ~24 GB of shards, so choose a profile "
-        f"yourself: `bash run_all.sh --profile speedrun -p device_batch_size {batch}` (the same model, the same total "
-        f"batch through gradient accumulation: at best {SPEEDRUN_NODE[0] / n:.0f}x the 8xH100 time of ~4 h), "
-        f"or `bash run_all.sh --profile cpu` (the tiny run); `python -m nanochat.gpu_check` measures this GPU first")
 
 # %% ../nbs/19c_pipeline.ipynb #c7be9f06
 def parse_overrides(pairs: list[tuple[str, str]] | None) -> tuple[dict, dict]:
