@@ -15,6 +15,7 @@ from pathlib import Path
 
 import tiktoken
 import torch
+from fastcore.basics import patch
 
 from .common import atomic_torch_save, atomic_write, get_base_dir
 
@@ -55,119 +56,95 @@ class Tokenizer:
         self.enc = enc
         self.bos_token_id = self.encode_special(bos_token)
 
-    @classmethod
-    def train_from_iterator(cls, text_iterator: Iterable[str], vocab_size: int = 65536,
-                            pattern: str = SPLIT_PATTERN) -> "Tokenizer":
-        "Learn `vocab_size` tokens (special tokens included) from an iterator of strings."
-        n_merged = vocab_size - len(SPECIAL_TOKENS)  # byte tokens + merges
-        if n_merged < 256:
-            raise ValueError(f"vocab_size must be at least {256 + len(SPECIAL_TOKENS)} "
-                             f"(256 bytes + {len(SPECIAL_TOKENS)} special tokens); got {vocab_size}")
-        trainer = _rustbpe().Tokenizer()
-        trainer.train_from_iterator(iter(text_iterator), n_merged, pattern=pattern)
-        ranks = {bytes(tok): rank for tok, rank in trainer.get_mergeable_ranks()}
-        if len(ranks) < n_merged:
-            warnings.warn(f"the text only supported {len(ranks) - 256} merges: vocabulary is "
-                          f"{len(ranks) + len(SPECIAL_TOKENS)} instead of {vocab_size}")
-        specials = {name: len(ranks) + i for i, name in enumerate(SPECIAL_TOKENS)}  # after the merges
-        enc = tiktoken.Encoding(name="rustbpe", pat_str=trainer.get_pattern(),
-                                mergeable_ranks=ranks, special_tokens=specials)
-        return cls(enc, "<|bos|>")
-
-    # --- vocabulary -----------------------------------------------------------------------
-    def get_vocab_size(self) -> int:
-        "Number of token ids, special tokens included."
-        return self.enc.n_vocab
-
-    def get_special_tokens(self) -> set[str]:
-        "The names of the special tokens."
-        return self.enc.special_tokens_set
-
-    def get_bos_token_id(self) -> int:
-        "The id of `<|bos|>`, which starts every document."
-        return self.bos_token_id
-
     def encode_special(self, name: str) -> int:
         "The id of the special token `name` (e.g. '<|assistant_start|>')."
         try:
             return self.enc._special_tokens[name]
         except KeyError:
-            raise ValueError(f"unknown special token {name!r}; known: {sorted(self.get_special_tokens())}") from None
+            raise ValueError(f"unknown special token {name!r}; known: {sorted(self.enc.special_tokens_set)}") from None
 
-    def id_to_token(self, id: int) -> str:
-        "The text of one token (may be '�' for a token that is part of a UTF-8 character)."
-        return self.enc.decode([id])
+# %% ../nbs/02_tokenizer.ipynb #4adc7de7
+@patch
+def get_vocab_size(self: Tokenizer) -> int:
+    "Number of token ids, special tokens included."
+    return self.enc.n_vocab
 
-    def token_bytes(self) -> torch.Tensor:
-        "LongTensor (vocab_size,): the UTF-8 byte length of each token, 0 for special tokens."
-        specials = set(self.enc._special_tokens.values())
-        lengths = [0 if i in specials else len(self.enc.decode_single_token_bytes(i))
-                   for i in range(self.get_vocab_size())]
-        return torch.tensor(lengths, dtype=torch.long)
+@patch
+def get_special_tokens(self: Tokenizer) -> set[str]:
+    "The names of the special tokens."
+    return self.enc.special_tokens_set
 
-    def fingerprint(self) -> str:
-        "sha256 (hex) of the split pattern, the mergeable ranks and the special tokens: what fixes every id."
-        h = hashlib.sha256()
-        h.update(self.enc._pat_str.encode("utf-8") + b"\0")
-        for token, rank in sorted(self.enc._mergeable_ranks.items(), key=lambda kv: kv[1]):
-            h.update(rank.to_bytes(4, "little") + len(token).to_bytes(2, "little") + token)
-        for name, id in sorted(self.enc._special_tokens.items(), key=lambda kv: kv[1]):
-            h.update(id.to_bytes(4, "little") + name.encode("utf-8") + b"\0")
-        return h.hexdigest()
+@patch
+def get_bos_token_id(self: Tokenizer) -> int:
+    "The id of `<|bos|>`, which starts every document."
+    return self.bos_token_id
 
-    # --- encode / decode ------------------------------------------------------------------
-    def _special_id(self, tok: int | str) -> int:
-        return tok if isinstance(tok, int) else self.encode_special(tok)
+@patch
+def __repr__(self: Tokenizer) -> str:
+    return f"Tokenizer(vocab_size={self.get_vocab_size()}, specials={len(self.get_special_tokens())})"
 
-    def encode(self, text: str | list[str], prepend: int | str | None = None, append: int | str | None = None,
-               num_threads: int = 8) -> list[int] | list[list[int]]:
-        "Encode a string (or a list of strings, in parallel), optionally adding special tokens at either end."
-        pre = [self._special_id(prepend)] if prepend is not None else []
-        post = [self._special_id(append)] if append is not None else []
-        if isinstance(text, str):
-            return pre + self.enc.encode_ordinary(text) + post
-        if isinstance(text, list):
-            rows = self.enc.encode_ordinary_batch(text, num_threads=num_threads)
-            return [pre + row + post for row in rows]
-        raise TypeError(f"encode expects a str or a list of str, got {type(text).__name__}")
+# %% ../nbs/02_tokenizer.ipynb #839c61e3
+@patch
+def _special_id(self: Tokenizer, tok: int | str) -> int:
+    return tok if isinstance(tok, int) else self.encode_special(tok)
 
-    __call__ = encode
+@patch
+def encode(self: Tokenizer, text: str | list[str], prepend: int | str | None = None,
+           append: int | str | None = None, num_threads: int = 8) -> list[int] | list[list[int]]:
+    "Encode a string (or a list of strings, in parallel), optionally adding special tokens at either end."
+    pre = [self._special_id(prepend)] if prepend is not None else []
+    post = [self._special_id(append)] if append is not None else []
+    if isinstance(text, str):
+        return pre + self.enc.encode_ordinary(text) + post
+    if isinstance(text, list):
+        rows = self.enc.encode_ordinary_batch(text, num_threads=num_threads)
+        return [pre + row + post for row in rows]
+    raise TypeError(f"encode expects a str or a list of str, got {type(text).__name__}")
 
-    def decode(self, ids: list[int]) -> str:
-        "Token ids back to text (invalid UTF-8 becomes '�')."
-        return self.enc.decode(ids)
+# %% ../nbs/02_tokenizer.ipynb #6bd77467
+@patch
+def decode(self: Tokenizer, ids: list[int]) -> str:
+    "Token ids back to text (invalid UTF-8 becomes '�')."
+    return self.enc.decode(ids)
 
-    # --- files ----------------------------------------------------------------------------
-    def save(self, tokenizer_dir: str | os.PathLike) -> None:
-        "Write tokenizer.pkl (the tiktoken Encoding) and token_bytes.pt into `tokenizer_dir`, atomically."
-        tokenizer_dir = Path(tokenizer_dir)
-        with atomic_write(tokenizer_dir / "tokenizer.pkl") as tmp:
-            with open(tmp, "wb") as f:
-                pickle.dump(self.enc, f)  # pickles name, pattern, ranks and specials (reference-compatible)
-        atomic_torch_save(self.token_bytes(), tokenizer_dir / "token_bytes.pt")
+@patch
+def id_to_token(self: Tokenizer, id: int) -> str:
+    "The text of one token (may be '�' for a token that is part of a UTF-8 character)."
+    return self.enc.decode([id])
 
-    @classmethod
-    def from_directory(cls, tokenizer_dir: str | os.PathLike) -> "Tokenizer":
-        "Load a tokenizer saved by `save` (or by the reference nanochat)."
-        path = Path(tokenizer_dir) / "tokenizer.pkl"
-        if not path.exists():
-            raise FileNotFoundError(f"no tokenizer at {path}: train one first with `bash run_all.sh tok_train` "
-                                    "(the stage notebook nbs/20_tok_train.ipynb)")
-        enc = load_encoding(path)  # a restricted unpickler: data only, never code
-        bos = "<|bos|>" if "<|bos|>" in enc.special_tokens_set else "<|endoftext|>"
-        return cls(enc, bos)
+@patch
+def __call__(self: Tokenizer, *args, **kwargs) -> list[int] | list[list[int]]:
+    "The same as `encode`."
+    return self.encode(*args, **kwargs)
 
-    # --- chat -----------------------------------------------------------------------------
-    def render_conversation(self, conversation: dict, max_tokens: int = 2048) -> tuple[list[int], list[int]]:
-        "Token ids of a chat and a mask that is 1 where the assistant is trained (see `render_conversation`)."
-        return render_conversation(self, conversation, max_tokens)
+# %% ../nbs/02_tokenizer.ipynb #f354f4a9
+@patch(cls_method=True)
+def train_from_iterator(cls: Tokenizer, text_iterator: Iterable[str], vocab_size: int = 65536,
+                        pattern: str = SPLIT_PATTERN) -> Tokenizer:
+    "Learn `vocab_size` tokens (special tokens included) from an iterator of strings."
+    n_merged = vocab_size - len(SPECIAL_TOKENS)  # byte tokens + merges
+    if n_merged < 256:
+        raise ValueError(f"vocab_size must be at least {256 + len(SPECIAL_TOKENS)} "
+                         f"(256 bytes + {len(SPECIAL_TOKENS)} special tokens); got {vocab_size}")
+    trainer = _rustbpe().Tokenizer()
+    trainer.train_from_iterator(iter(text_iterator), n_merged, pattern=pattern)
+    ranks = {bytes(tok): rank for tok, rank in trainer.get_mergeable_ranks()}
+    if len(ranks) < n_merged:
+        warnings.warn(f"the text only supported {len(ranks) - 256} merges: vocabulary is "
+                      f"{len(ranks) + len(SPECIAL_TOKENS)} instead of {vocab_size}")
+    specials = {name: len(ranks) + i for i, name in enumerate(SPECIAL_TOKENS)}  # after the merges
+    enc = tiktoken.Encoding(name="rustbpe", pat_str=trainer.get_pattern(),
+                            mergeable_ranks=ranks, special_tokens=specials)
+    return cls(enc, "<|bos|>")
 
-    def render_for_completion(self, conversation: dict) -> list[int]:
-        "Token ids of a chat minus its last assistant reply, ending in `<|assistant_start|>`."
-        return render_for_completion(self, conversation)
-
-    def __repr__(self) -> str:
-        return f"Tokenizer(vocab_size={self.get_vocab_size()}, specials={len(self.get_special_tokens())})"
+# %% ../nbs/02_tokenizer.ipynb #6be27fb1
+@patch
+def token_bytes(self: Tokenizer) -> torch.Tensor:
+    "LongTensor (vocab_size,): the UTF-8 byte length of each token, 0 for special tokens."
+    specials = set(self.enc._special_tokens.values())
+    lengths = [0 if i in specials else len(self.enc.decode_single_token_bytes(i))
+               for i in range(self.get_vocab_size())]
+    return torch.tensor(lengths, dtype=torch.long)
 
 # %% ../nbs/02_tokenizer.ipynb #79d51bad
 class _EncodingState:
@@ -182,6 +159,7 @@ class _TokenizerUnpickler(pickle.Unpickler):
             return _EncodingState
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a tokenizer file holds only a tiktoken Encoding")
 
+# %% ../nbs/02_tokenizer.ipynb #e0f62a7b
 _ENCODING_FIELDS = {"name": str, "pat_str": str, "mergeable_ranks": dict, "special_tokens": dict}
 
 def load_encoding(path: str | os.PathLike) -> tiktoken.Encoding:
@@ -200,6 +178,39 @@ def load_encoding(path: str | os.PathLike) -> tiktoken.Encoding:
                          f"with fields {sorted(_ENCODING_FIELDS)}, got {type(state).__name__} state")
     return tiktoken.Encoding(**state)
 
+# %% ../nbs/02_tokenizer.ipynb #49ba590d
+@patch
+def save(self: Tokenizer, tokenizer_dir: str | os.PathLike) -> None:
+    "Write tokenizer.pkl (the tiktoken Encoding) and token_bytes.pt into `tokenizer_dir`, atomically."
+    tokenizer_dir = Path(tokenizer_dir)
+    with atomic_write(tokenizer_dir / "tokenizer.pkl") as tmp:
+        with open(tmp, "wb") as f:
+            pickle.dump(self.enc, f)  # pickles name, pattern, ranks and specials (reference-compatible)
+    atomic_torch_save(self.token_bytes(), tokenizer_dir / "token_bytes.pt")
+
+@patch(cls_method=True)
+def from_directory(cls: Tokenizer, tokenizer_dir: str | os.PathLike) -> Tokenizer:
+    "Load a tokenizer saved by `save` (or by the reference nanochat)."
+    path = Path(tokenizer_dir) / "tokenizer.pkl"
+    if not path.exists():
+        raise FileNotFoundError(f"no tokenizer at {path}: train one first with `bash run_all.sh tok_train` "
+                                "(the stage notebook nbs/20_tok_train.ipynb)")
+    enc = load_encoding(path)  # a restricted unpickler: data only, never code
+    bos = "<|bos|>" if "<|bos|>" in enc.special_tokens_set else "<|endoftext|>"
+    return cls(enc, bos)
+
+# %% ../nbs/02_tokenizer.ipynb #0720dc91
+@patch
+def fingerprint(self: Tokenizer) -> str:
+    "sha256 (hex) of the split pattern, the mergeable ranks and the special tokens: what fixes every id."
+    h = hashlib.sha256()
+    h.update(self.enc._pat_str.encode("utf-8") + b"\0")
+    for token, rank in sorted(self.enc._mergeable_ranks.items(), key=lambda kv: kv[1]):
+        h.update(rank.to_bytes(4, "little") + len(token).to_bytes(2, "little") + token)
+    for name, id in sorted(self.enc._special_tokens.items(), key=lambda kv: kv[1]):
+        h.update(id.to_bytes(4, "little") + name.encode("utf-8") + b"\0")
+    return h.hexdigest()
+
 # %% ../nbs/02_tokenizer.ipynb #7fc3d97c
 _ROLES = ("system", "user", "assistant")
 _PART_TYPES = ("text", "python", "python_output")
@@ -210,6 +221,7 @@ class ConversationError(ValueError):
         super().__init__(message)
         self.index = index
 
+# %% ../nbs/02_tokenizer.ipynb #c9ada510
 def _check_content(i: int, m: dict, say: str = "") -> str | list[dict]:
     "Message i's content: a str, or a list of parts (tool parts from the assistant only); user/system parts joined."
     content = m.get("content")
@@ -291,6 +303,7 @@ def render_conversation(tokenizer: Tokenizer, conversation: dict, max_tokens: in
         add(sp("<|assistant_end|>"), 1)
     return ids[:max_tokens], mask[:max_tokens]
 
+# %% ../nbs/02_tokenizer.ipynb #ff9a85e0
 def render_for_completion(tokenizer: Tokenizer, conversation: dict) -> list[int]:
     "Token ids priming the assistant to answer: the conversation minus a final assistant reply, then `<|assistant_start|>`."
     messages = list(_check_messages(conversation))  # validates (and merges a system message)
@@ -298,6 +311,17 @@ def render_for_completion(tokenizer: Tokenizer, conversation: dict) -> list[int]
         messages = messages[:-1]
     ids, _ = render_conversation(tokenizer, {"messages": messages}, max_tokens=10**9)
     return ids + [tokenizer.encode_special("<|assistant_start|>")]
+
+# %% ../nbs/02_tokenizer.ipynb #79816c2f
+@patch
+def render_conversation(self: Tokenizer, conversation: dict, max_tokens: int = 2048) -> tuple[list[int], list[int]]:
+    "Token ids of a chat and a mask that is 1 where the assistant is trained (see `render_conversation`)."
+    return render_conversation(self, conversation, max_tokens)
+
+@patch
+def render_for_completion(self: Tokenizer, conversation: dict) -> list[int]:
+    "Token ids of a chat minus its last assistant reply, ending in `<|assistant_start|>`."
+    return render_for_completion(self, conversation)
 
 # %% ../nbs/02_tokenizer.ipynb #8776cbcc
 def visualize_tokenization(tokenizer: Tokenizer, ids: list[int], mask: list[int] | None = None,
