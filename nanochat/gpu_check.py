@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+import nanochat.adamw  # noqa: F401 (it adds GPT.setup_optimizers)
 from .common import autocast_ctx, enable_tf32, get_base_dir
 from .gpt import GPT, GPTConfig, KVCache, config_from_depth
 
@@ -118,64 +119,61 @@ def driver_mismatch(nvidia_smi: str | None = None) -> str | None:
             f"`.venv/bin/pip install --force-reinstall torch==<version> --index-url https://download.pytorch.org/whl/cu126`"
             f" (see https://pytorch.org/get-started/locally/), then run `bash run_all.sh` again.")
 
-# %% ../nbs/A3_gpu_check.ipynb #6cd5b9dc
-def _gpu_checks(steps: int = 3, compile: bool = True) -> tuple[list[dict], dict, dict]:
-    "On cuda:0, the speedrun model at its real batch: train steps, a mid step, a generate call, the CORE twin."
-    from nanochat.core_eval import forward_model, stack_sequences
-    from nanochat.engine import Engine
-    device = torch.device("cuda", 0); torch.cuda.set_device(device); enable_tf32()
-    s = SPEEDRUN
-    cfg = config_from_depth(s["depth"], vocab_size=s["vocab_size"], sequence_len=s["max_seq_len"])
-    with device:
-        model = GPT(cfg); model.init_weights()
-    optimizers = model.setup_optimizers()
-    fwd = torch.compile(model) if compile else model
-    B, T, V = s["device_batch_size"], s["max_seq_len"], s["vocab_size"]
-    accum = s["total_batch_size"] // (B * T)
-    def train_step():
+# %% ../nbs/A3_gpu_check.ipynb #cdd236cb
+def _train_step(model: GPT, fwd, optimizers: list, batch: int, seq_len: int, accum: int, device: torch.device):
+    "A function doing one training step on random tokens: `accum` micro-batches of `batch` rows of `seq_len`."
+    V = model.config.vocab_size
+    def step():
         for _ in range(accum):
-            x = torch.randint(0, V, (B, T + 1), device=device)
-            with autocast_ctx("cuda"):
+            x = torch.randint(0, V, (batch, seq_len + 1), device=device)
+            with autocast_ctx(device.type):
                 loss = fwd(x[:, :-1], x[:, 1:])
             (loss / accum).backward()
         for o in optimizers:
             o.step()
         model.zero_grad(set_to_none=True)
-    rows, est = [], estimate_memory(cfg, B, T)["total"]
-    def timed(stage, fn, n, tokens, estimate):
-        try:
-            torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); t0 = time.time()
-            for _ in range(n):
-                fn()
-            torch.cuda.synchronize(); ms = (time.time() - t0) * 1000 / n
-            rows.append({"stage": stage, "peak": torch.cuda.max_memory_allocated(), "estimate": estimate, "ms": ms,
-                         "tok_s": tokens / (ms / 1000) if tokens else None})
-        except torch.cuda.OutOfMemoryError:
-            rows.append({"stage": stage + " (OUT OF MEMORY)", "peak": torch.cuda.max_memory_allocated(), "estimate": estimate})
-            torch.cuda.empty_cache()
-        print(rows[-1], flush=True)
-    timed("base_train (first step, compiles)", train_step, 1, None, est)
-    timed("base_train", train_step, steps, accum * B * T, est)
-    timed("mid_train step", train_step, 1, accum * B * T, est)  # the same shapes as mid (packed rows, 524,288 tokens)
-    del optimizers
+    return step
+
+# %% ../nbs/A3_gpu_check.ipynb #71a86bb3
+def _timed(rows: list[dict], stage: str, fn, n: int, tokens: int | None, estimate: int | None) -> None:
+    "Run `fn` n times on the GPU and append its row to `rows`: peak memory, ms per call, tok/s (or OUT OF MEMORY)."
+    try:
+        torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); t0 = time.time()
+        for _ in range(n):
+            fn()
+        torch.cuda.synchronize(); ms = (time.time() - t0) * 1000 / n
+        rows.append({"stage": stage, "peak": torch.cuda.max_memory_allocated(), "estimate": estimate, "ms": ms,
+                     "tok_s": tokens / (ms / 1000) if tokens else None})
+    except torch.cuda.OutOfMemoryError:
+        rows.append({"stage": stage + " (OUT OF MEMORY)", "peak": torch.cuda.max_memory_allocated(), "estimate": estimate})
+        torch.cuda.empty_cache()
+    print(rows[-1], flush=True)
+
+# %% ../nbs/A3_gpu_check.ipynb #1bd35747
+def _train_checks(model: GPT, steps: int, compile: bool, device: torch.device) -> list[dict]:
+    "Rows of the training stages at the speedrun's batch: the compiling first step, `steps` timed steps, a mid step."
+    s, rows = SPEEDRUN, []
+    B, T = s["device_batch_size"], s["max_seq_len"]
+    accum = s["total_batch_size"] // (B * T)
+    optimizers = model.setup_optimizers()
+    step = _train_step(model, torch.compile(model) if compile else model, optimizers, B, T, accum, device)
+    est = estimate_memory(model.config, B, T)["total"]
+    _timed(rows, "base_train (first step, compiles)", step, 1, None, est)
+    _timed(rows, "base_train", step, steps, accum * B * T, est)
+    _timed(rows, "mid_train step", step, 1, accum * B * T, est)  # the same shapes as mid (packed rows, 524,288 tokens)
+    del optimizers, step
     model.zero_grad(set_to_none=True); torch.cuda.empty_cache()
-    model.eval()
-    engine = Engine(model, _StubTokenizer(V))
-    timed("generate (8 x 256 tokens)", lambda: engine.generate_batch(list(range(1, 65)), num_samples=8, max_tokens=256,
-                                                                    temperature=1.0), 1, 8 * 256, None)
-    g = torch.Generator().manual_seed(0)
-    rows_ids = [torch.randint(1, V, (int(n),), generator=g).tolist() for n in torch.randint(64, 1024, (16,), generator=g)]
-    twin = {}
-    def core_twin():
-        with autocast_ctx("cuda"):
-            batched = forward_model(model, stack_sequences(rows_ids, 0).to(device))[1]
-            alone = [forward_model(model, torch.tensor([r], device=device))[1][0] for r in rows_ids]
-        twin["mismatches"] = sum(int((batched[i, :len(r) - 1] != alone[i][:len(r) - 1]).sum()) for i, r in enumerate(rows_ids))
-        twin["positions"] = sum(len(r) - 1 for r in rows_ids)
-    timed("CORE twin (16 rows)", core_twin, 1, None, None)
-    rows[-1]["stage"] += f": {twin.get('mismatches', '?')} of {twin.get('positions', '?')} argmax differ"
-    dtypes = dtype_probe(model, torch.randint(0, V, (2, 64), device=device), "cuda")
-    return rows, dtypes, tf32_state()
+    return rows
+
+# %% ../nbs/A3_gpu_check.ipynb #33a0a063
+def _core_twin(model: GPT, rows_ids: list[list[int]], device: torch.device) -> dict[str, int]:
+    "Positions whose argmax differs between `rows_ids` scored in one padded batch and one by one, and all positions."
+    from nanochat.core_eval import forward_model, stack_sequences
+    with autocast_ctx(device.type):
+        batched = forward_model(model, stack_sequences(rows_ids, 0).to(device))[1]
+        alone = [forward_model(model, torch.tensor([r], device=device))[1][0] for r in rows_ids]
+    return {"mismatches": sum(int((batched[i, :len(r) - 1] != alone[i][:len(r) - 1]).sum()) for i, r in enumerate(rows_ids)),
+            "positions": sum(len(r) - 1 for r in rows_ids)}
 
 # %% ../nbs/A3_gpu_check.ipynb #0a9d0be2
 class _StubTokenizer:
@@ -190,6 +188,34 @@ class _StubTokenizer:
         return [ord(c) % 256 for c in str(text)]
     def decode(self, ids) -> str:
         return "".join(chr(i % 256) for i in ids)
+
+# %% ../nbs/A3_gpu_check.ipynb #327e359a
+def _inference_checks(model: GPT, device: torch.device) -> list[dict]:
+    "Rows of a generate call through the KV cache and of the CORE twin (batched vs one by one)."
+    from nanochat.engine import Engine
+    rows, V = [], model.config.vocab_size
+    model.eval()
+    engine = Engine(model, _StubTokenizer(V))
+    _timed(rows, "generate (8 x 256 tokens)", lambda: engine.generate_batch(list(range(1, 65)), num_samples=8,
+                                                                          max_tokens=256, temperature=1.0), 1, 8 * 256, None)
+    g = torch.Generator().manual_seed(0)
+    rows_ids = [torch.randint(1, V, (int(n),), generator=g).tolist() for n in torch.randint(64, 1024, (16,), generator=g)]
+    twin = {}
+    _timed(rows, "CORE twin (16 rows)", lambda: twin.update(_core_twin(model, rows_ids, device)), 1, None, None)
+    rows[-1]["stage"] += f": {twin.get('mismatches', '?')} of {twin.get('positions', '?')} argmax differ"
+    return rows
+
+# %% ../nbs/A3_gpu_check.ipynb #037dfdb8
+def _gpu_checks(steps: int = 3, compile: bool = True) -> tuple[list[dict], dict, dict]:
+    "On cuda:0, the speedrun model at its real batch: train steps, a mid step, a generate call, the CORE twin."
+    device = torch.device("cuda", 0); torch.cuda.set_device(device); enable_tf32()
+    s = SPEEDRUN
+    cfg = config_from_depth(s["depth"], vocab_size=s["vocab_size"], sequence_len=s["max_seq_len"])
+    with device:
+        model = GPT(cfg); model.init_weights()
+    rows = _train_checks(model, steps, compile, device) + _inference_checks(model, device)
+    dtypes = dtype_probe(model, torch.randint(0, cfg.vocab_size, (2, 64), device=device), "cuda")
+    return rows, dtypes, tf32_state()
 
 # %% ../nbs/A3_gpu_check.ipynb #15cce22d
 def main(argv: list[str] | None = None) -> int:
