@@ -64,6 +64,7 @@ class CharTokenizer:
     def decode(self, ids: list[int]) -> str:
         return "".join(chr(i) if i < 128 else "<|bos|>" for i in ids)
 
+# %% ../nbs/00b_testing.ipynb #5bef2c6d
 class AlphabetModel(nn.Module):
     "A fixture 'language model' that predicts the next character of the cycle a..z-space, with logit `scale`."
     def __init__(self, scale: float = 10.0, vocab_size: int = 129):
@@ -78,6 +79,19 @@ class AlphabetModel(nn.Module):
         return F.one_hot(self.succ[idx], self.vocab_size).float() * self.scale  # (B, T, V)
 
 # %% ../nbs/00b_testing.ipynb #ab50b7c8
+def _torchrun_env(env: dict | None = None) -> dict:
+    "The ranks' environment: CPU, one thread each, unbuffered output, `env` on top, and no `IN_TEST`."
+    run_env = {**os.environ, "NANOCHAT_DEVICE": "cpu", "NANOCHAT_THREADS": "1", "OMP_NUM_THREADS": "1",
+               "PYTHONUNBUFFERED": "1", **(env or {})}
+    run_env.pop("IN_TEST", None)
+    return run_env
+
+# %% ../nbs/00b_testing.ipynb #37c33d9b
+def _rank_logs(logs: Path, nproc: int, name: str) -> list[Path | None]:
+    "Each rank's log file `name` (stdout.log, stderr.log) under torchrun's `--log-dir`, or None where it is missing."
+    return [(sorted(logs.rglob(f"attempt_0/{r}/{name}")) or [None])[0] for r in range(nproc)]
+
+# %% ../nbs/00b_testing.ipynb #6a0970a7
 def run_torchrun(code: str | None = None, nproc: int = 2, timeout: float = 300, env: dict | None = None,
                  module: str | None = None, args: list[str] = ()) -> list[str]:
     "Run Python `code`, or `python -m module`, with `args` under `torchrun --standalone --nproc_per_node=nproc` (gloo on CPU); each rank's stdout."
@@ -89,19 +103,13 @@ def run_torchrun(code: str | None = None, nproc: int = 2, timeout: float = 300, 
             script.write_text(textwrap.dedent(code))
         target = ["-m", module] if module else [str(script)]
         logs = Path(d) / "logs"
-        run_env = {**os.environ, "NANOCHAT_DEVICE": "cpu", "NANOCHAT_THREADS": "1", "OMP_NUM_THREADS": "1",
-                   "PYTHONUNBUFFERED": "1", **(env or {})}
-        run_env.pop("IN_TEST", None)
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                "--log-dir", str(logs), "--redirects", "3", "--tee", "0", *target, *map(str, args)]
-        proc = subprocess.run(cmd, env=run_env, cwd=d, capture_output=True, text=True, timeout=timeout)
-        outs = []
-        for r in range(nproc):
-            found = sorted(logs.rglob(f"attempt_0/{r}/stdout.log"))
-            outs.append(found[0].read_text() if found else "")
+        proc = subprocess.run(cmd, env=_torchrun_env(env), cwd=d, capture_output=True, text=True, timeout=timeout)
+        outs = [f.read_text() if f else "" for f in _rank_logs(logs, nproc, "stdout.log")]
         if proc.returncode != 0:
-            errs = [(sorted(logs.rglob(f"attempt_0/{r}/stderr.log")) or [None])[0] for r in range(nproc)]
-            detail = "\n".join(f"--- rank {r} stderr ---\n{e.read_text()[-3000:] if e else ''}" for r, e in enumerate(errs))
+            detail = "\n".join(f"--- rank {r} stderr ---\n{e.read_text()[-3000:] if e else ''}"
+                               for r, e in enumerate(_rank_logs(logs, nproc, "stderr.log")))
             raise RuntimeError(f"torchrun failed with exit code {proc.returncode}\n{proc.stderr[-2000:]}\n{detail}")
         return outs
 
@@ -118,17 +126,24 @@ def _kernel_of(pid: int) -> int | None:
                 pass
     return None
 
+# %% ../nbs/00b_testing.ipynb #260ee1da
+def _papermill_cmd(notebook: str | os.PathLike, out_nb: str | os.PathLike, params: dict) -> list[str]:
+    "The papermill command that runs `notebook` into `out_nb` with `params` (str as -r, the rest as -p)."
+    cmd = [sys.executable, "-m", "papermill", str(notebook), str(out_nb), "-k", "python3", "--log-output",
+           "--cwd", str(Path(notebook).parent)]
+    for k, v in params.items():
+        cmd += ["-r", k, v] if isinstance(v, str) else ["-p", k, str(v)]
+    return cmd
+
+# %% ../nbs/00b_testing.ipynb #05505562
 def interrupt_stage(notebook: str | os.PathLike, out_nb: str | os.PathLike, params: dict, when: str | None = None,
                     timeout: float = 600) -> tuple[int, str]:
     "Run `notebook` with papermill (`params` as -p); SIGTERM its kernel once a line contains `when`; (exit code, output text)."
     import signal
     import nbformat
-    cmd = [sys.executable, "-m", "papermill", str(notebook), str(out_nb), "-k", "python3", "--log-output",
-           "--cwd", str(Path(notebook).parent)]
-    for k, v in params.items():
-        cmd += ["-r", k, v] if isinstance(v, str) else ["-p", k, str(v)]
     env = {k: v for k, v in os.environ.items() if k != "IN_TEST"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(_papermill_cmd(notebook, out_nb, params), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=env)
     log = []
     for line in proc.stdout:
         log.append(line)
