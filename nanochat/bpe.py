@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterable
 
 import regex
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['GPT4_PATTERN', 'SPLIT_PATTERN', 'split_text', 'count_pieces', 'to_words', 'pair_counts', 'best_pair', 'merge',
@@ -112,38 +113,47 @@ class BPETokenizer:
         self.ranks = {pair: 256 + i for i, pair in enumerate(self.merges)}
         self._compiled = regex.compile(self.pattern)
 
-    def train_from_iterator(self, iterator: Iterable[str], vocab_size: int, buffer_size: int = 8192,
-                            pattern: str | None = None) -> None:
-        "Learn merges from an iterator of str (`buffer_size` is accepted for API compatibility)."
-        pattern = GPT4_PATTERN if pattern is None else pattern
-        try:
-            regex.compile(pattern)
-        except regex.error as e:
-            raise ValueError(f"invalid split pattern {pattern!r}: {e}") from e
-        self.merges = train_bpe(iterator, vocab_size, pattern)
-        self.pattern = pattern
-        self._rebuild()
+# %% ../nbs/01_bpe.ipynb #ff2e3fcd
+@patch
+def train_from_iterator(self: BPETokenizer, iterator: Iterable[str], vocab_size: int, buffer_size: int = 8192,
+                        pattern: str | None = None) -> None:
+    "Learn merges from an iterator of str (`buffer_size` is accepted for API compatibility)."
+    pattern = GPT4_PATTERN if pattern is None else pattern
+    try:
+        regex.compile(pattern)
+    except regex.error as e:
+        raise ValueError(f"invalid split pattern {pattern!r}: {e}") from e
+    self.merges = train_bpe(iterator, vocab_size, pattern)
+    self.pattern = pattern
+    self._rebuild()
 
-    def get_pattern(self) -> str:
-        "The split pattern."
-        return self.pattern
+# %% ../nbs/01_bpe.ipynb #306e1452
+@patch
+def get_pattern(self: BPETokenizer) -> str:
+    "The split pattern."
+    return self.pattern
 
-    def get_mergeable_ranks(self) -> list[tuple[bytes, int]]:
-        "Every token's bytes with its id, in id order."
-        return [(t, i) for i, t in enumerate(self.vocab)]
+@patch
+def get_mergeable_ranks(self: BPETokenizer) -> list[tuple[bytes, int]]:
+    "Every token's bytes with its id, in id order."
+    return [(t, i) for i, t in enumerate(self.vocab)]
 
-    @property
-    def vocab_size(self) -> int:
-        return len(self.vocab)
+@patch(as_prop=True)
+def vocab_size(self: BPETokenizer) -> int:
+    return len(self.vocab)
 
-    def encode(self, text: str) -> list[int]:
-        "Token ids of `text`."
-        return [i for piece in self._compiled.findall(text) for i in encode_piece(piece.encode("utf-8"), self.ranks)]
+# %% ../nbs/01_bpe.ipynb #18780312
+@patch
+def encode(self: BPETokenizer, text: str) -> list[int]:
+    "Token ids of `text`."
+    return [i for piece in self._compiled.findall(text) for i in encode_piece(piece.encode("utf-8"), self.ranks)]
 
-    def batch_encode(self, texts: list[str]) -> list[list[int]]:
-        "Token ids of each text."
-        return [self.encode(t) for t in texts]
+@patch
+def batch_encode(self: BPETokenizer, texts: list[str]) -> list[list[int]]:
+    "Token ids of each text."
+    return [self.encode(t) for t in texts]
 
-    def decode(self, ids: list[int]) -> str:
-        "The text of a list of token ids."
-        return b"".join(self.vocab[i] for i in ids).decode("utf-8")
+@patch
+def decode(self: BPETokenizer, ids: list[int]) -> str:
+    "The text of a list of token ids."
+    return b"".join(self.vocab[i] for i in ids).decode("utf-8")
