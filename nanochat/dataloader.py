@@ -17,17 +17,22 @@ from .dataset import iter_row_groups, row_group_position
 __all__ = ['document_batches', 'tokenizing_distributed_data_loader']
 
 # %% ../nbs/04_dataloader.ipynb #da533e96
+def _resume_point(split: str, resume_state: dict | None, data_dir: str | os.PathLike | None,
+                  world_size: int) -> tuple[int, int]:
+    "(epoch, first global row-group position) to resume from: the next round of row groups after the saved one."
+    if resume_state is None:
+        return 1, 0
+    p = row_group_position(split, resume_state["shard"], resume_state["row_group"], data_dir)
+    return resume_state.get("epoch", 1), (p // world_size + 1) * world_size
+
+# %% ../nbs/04_dataloader.ipynb #eab66fe3
 def document_batches(split: str, resume_state: dict | None = None, data_dir: str | os.PathLike | None = None,
                      tokenizer_batch_size: int = 128, rank: int | None = None,
                      world_size: int | None = None) -> Iterator[tuple[list[str], dict]]:
     "Infinite iterator over (texts, state) for this rank's row groups of `split`, epoch after epoch."
     rank = get_rank() if rank is None else rank
     world_size = get_world_size() if world_size is None else world_size
-    epoch, from_position = 1, 0
-    if resume_state is not None:
-        epoch = resume_state.get("epoch", 1)
-        p = row_group_position(split, resume_state["shard"], resume_state["row_group"], data_dir)
-        from_position = (p // world_size + 1) * world_size  # the next round of row groups after p
+    epoch, from_position = _resume_point(split, resume_state, data_dir, world_size)
     while True:
         found = False
         for shard, row_group, _, texts in iter_row_groups(split, rank, world_size, data_dir, from_position):
@@ -41,6 +46,16 @@ def document_batches(split: str, resume_state: dict | None = None, data_dir: str
         epoch, from_position = epoch + 1, 0
 
 # %% ../nbs/04_dataloader.ipynb #c53087a1
+def _to_batch(chunk: torch.Tensor, B: int, T: int, device: str | torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    "(inputs, targets), each (B, T) on `device`, from B*T+1 token ids; through pinned memory on CUDA."
+    use_cuda = torch.device(device).type == "cuda"
+    if use_cuda:
+        chunk = chunk.pin_memory()
+    inputs = chunk[:-1].view(B, T).to(device, non_blocking=use_cuda)  # (B*T+1,) -> (B, T)
+    targets = chunk[1:].view(B, T).to(device, non_blocking=use_cuda)
+    return inputs, targets
+
+# %% ../nbs/04_dataloader.ipynb #0a5429e3
 def tokenizing_distributed_data_loader(tokenizer, B: int, T: int, split: str, device: str | torch.device = "cpu",
                                        resume_state: dict | None = None, data_dir: str | os.PathLike | None = None,
                                        tokenizer_threads: int = 4, tokenizer_batch_size: int = 128
@@ -49,7 +64,6 @@ def tokenizing_distributed_data_loader(tokenizer, B: int, T: int, split: str, de
     if B < 1 or T < 1:
         raise ValueError(f"`B` and `T` must be >= 1; got B={B}, T={T}")
     needed = B * T + 1  # +1: the last target
-    use_cuda = torch.device(device).type == "cuda"
     bos = tokenizer.get_bos_token_id()
     batches = document_batches(split, resume_state, data_dir, tokenizer_batch_size)
     stream: list[int] = []
@@ -61,8 +75,5 @@ def tokenizing_distributed_data_loader(tokenizer, B: int, T: int, split: str, de
                 stream.extend(ids)
         chunk = torch.tensor(stream[:needed], dtype=torch.long)
         del stream[:needed - 1]  # keep the last target as the next batch's first input
-        if use_cuda:
-            chunk = chunk.pin_memory()
-        inputs = chunk[:-1].view(B, T).to(device, non_blocking=use_cuda)  # (B*T+1,) -> (B, T)
-        targets = chunk[1:].view(B, T).to(device, non_blocking=use_cuda)
+        inputs, targets = _to_batch(chunk, B, T, device)
         yield inputs, targets, dict(state)
