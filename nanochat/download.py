@@ -196,6 +196,7 @@ def _archive_key(filename: str) -> tuple[str, str, str] | None:
             return (_norm(name), version, "sdist") if name else None
     return None
 
+# %% ../nbs/00a_download.ipynb #1cfed6f3
 def _find_archives(folder: Path, name: str, version: str, sdist: bool) -> list[Path]:
     "The archives of `name==version` (of the wanted kind) in `folder`."
     key = (_norm(name), version, "sdist" if sdist else "wheel")
