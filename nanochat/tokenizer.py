@@ -188,6 +188,7 @@ def save(self: Tokenizer, tokenizer_dir: str | os.PathLike) -> None:
             pickle.dump(self.enc, f)  # pickles name, pattern, ranks and specials (reference-compatible)
     atomic_torch_save(self.token_bytes(), tokenizer_dir / "token_bytes.pt")
 
+# %% ../nbs/02_tokenizer.ipynb #97a45932
 @patch(cls_method=True)
 def from_directory(cls: Tokenizer, tokenizer_dir: str | os.PathLike) -> Tokenizer:
     "Load a tokenizer saved by `save` (or by the reference nanochat)."
@@ -274,6 +275,13 @@ def _check_messages(conversation: dict) -> list[dict]:
     return messages
 
 # %% ../nbs/02_tokenizer.ipynb #6b44fa0a
+_PART_MARKS = {  # part type -> (opening token, closing token, mask value)
+    "text": (None, None, 1),
+    "python": ("<|python_start|>", "<|python_end|>", 1),  # the tool call is the assistant's: trained
+    "python_output": ("<|output_start|>", "<|output_end|>", 0),  # comes from the tool at inference: not trained
+}
+
+# %% ../nbs/02_tokenizer.ipynb #0c3b36f7
 def render_conversation(tokenizer: Tokenizer, conversation: dict, max_tokens: int = 2048) -> tuple[list[int], list[int]]:
     "Token ids of a conversation and its loss mask (1 = assistant tokens to train on), cut at `max_tokens`."
     messages = _check_messages(conversation)
@@ -293,13 +301,10 @@ def render_conversation(tokenizer: Tokenizer, conversation: dict, max_tokens: in
         add(sp("<|assistant_start|>"), 0)
         parts = m["content"] if isinstance(m["content"], list) else [{"type": "text", "text": m["content"]}]
         for part in parts:
-            text_ids = tokenizer.encode(part["text"])
-            if part["type"] == "text":
-                add(text_ids, 1)
-            elif part["type"] == "python":  # the tool call is the assistant's: trained
-                add(sp("<|python_start|>"), 1); add(text_ids, 1); add(sp("<|python_end|>"), 1)
-            else:  # python_output comes from the tool at inference: not trained
-                add(sp("<|output_start|>"), 0); add(text_ids, 0); add(sp("<|output_end|>"), 0)
+            start, end, trained = _PART_MARKS[part["type"]]
+            if start: add(sp(start), trained)
+            add(tokenizer.encode(part["text"]), trained)
+            if end: add(sp(end), trained)
         add(sp("<|assistant_end|>"), 1)
     return ids[:max_tokens], mask[:max_tokens]
 
@@ -324,6 +329,15 @@ def render_for_completion(self: Tokenizer, conversation: dict) -> list[int]:
     return render_for_completion(self, conversation)
 
 # %% ../nbs/02_tokenizer.ipynb #8776cbcc
+def _token_html(text: str, trained: int, special: bool) -> str:
+    "One token as an HTML box: green if trained, red if not, bold if special; spaces and newlines made visible."
+    color = "#c8f7c5" if trained else "#f7c5c5"
+    weight = "bold" if special else "normal"
+    text = html.escape(text).replace("\n", "↵<br>").replace(" ", "&nbsp;")
+    return (f'<span style="background:{color};font-weight:{weight};border:1px solid #999;'
+            f'margin:1px;padding:0 2px;font-family:monospace">{text}</span>')
+
+# %% ../nbs/02_tokenizer.ipynb #b19763ec
 def visualize_tokenization(tokenizer: Tokenizer, ids: list[int], mask: list[int] | None = None,
                            with_ids: bool = False, fmt: str = "html") -> str:
     "Render tokens coloured by mask (green = 1, red = 0) as an HTML or ANSI string."
@@ -339,11 +353,7 @@ def visualize_tokenization(tokenizer: Tokenizer, ids: list[int], mask: list[int]
         if fmt == "ansi":
             out.append(("\033[1m" if i in specials else "") + ("\033[92m" if m else "\033[91m") + text + "\033[0m")
         else:
-            color = "#c8f7c5" if m else "#f7c5c5"
-            weight = "bold" if i in specials else "normal"
-            text = html.escape(text).replace("\n", "↵<br>").replace(" ", "&nbsp;")
-            out.append(f'<span style="background:{color};font-weight:{weight};border:1px solid #999;'
-                       f'margin:1px;padding:0 2px;font-family:monospace">{text}</span>')
+            out.append(_token_html(text, m, i in specials))
     return "|".join(out) if fmt == "ansi" else '<div style="line-height:1.9">' + "".join(out) + "</div>"
 
 # %% ../nbs/02_tokenizer.ipynb #9f472227
