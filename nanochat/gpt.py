@@ -12,8 +12,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from fastcore.basics import patch
 
-from .common import is_ddp, print0
+from .common import print0
 
 # %% auto #0
 __all__ = ['GPTConfig', 'config_from_depth', 'norm', 'precompute_rotary', 'apply_rotary_emb', 'causal_attention',
@@ -58,6 +59,7 @@ def precompute_rotary(seq_len: int, head_dim: int, base: float = 10000, device=N
     freqs = torch.outer(t, inv_freq)  # angle m * omega_i, (seq_len, D/2)
     return freqs.cos()[None, :, None, :], freqs.sin()[None, :, None, :]  # broadcast over batch and heads
 
+# %% ../nbs/05_gpt.ipynb #5ccf77f8
 def apply_rotary_emb(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     "Rotate the pairs (x_i, x_{i+D/2}) of x (B, T, H, D) by the angles whose cos/sin are given (1, T, 1, D/2)."
     assert x.ndim == 4, "expects (B, T, H, D)"
@@ -83,6 +85,7 @@ def _decode_attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     y = att.float().softmax(-1).to(v.dtype) @ v  # (B, Hkv, group, D)
     return y.reshape(B, H, 1, D).to(q.dtype)
 
+# %% ../nbs/05_gpt.ipynb #5f76cee2
 def causal_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                      row_start: torch.Tensor | None = None) -> torch.Tensor:
     "Causal softmax attention of q (B, H, Tq, D) over k, v (B, Hkv, Tk, D); the queries are the last Tq positions."
@@ -119,20 +122,22 @@ class CausalSelfAttention(nn.Module):
         self.c_v = nn.Linear(self.n_embd, self.n_kv_head * self.head_dim, bias=False)
         self.c_proj = nn.Linear(self.n_embd, self.n_embd, bias=False)
 
-    def forward(self, x: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor], kv_cache=None) -> torch.Tensor:
-        B, T, C = x.size()
-        q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
-        k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)
-        v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim)
-        cos, sin = cos_sin
-        q, k = apply_rotary_emb(q, cos, sin), apply_rotary_emb(k, cos, sin)  # positions as rotations
-        q, k = norm(q), norm(k)  # QK norm
-        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, T, H, D) -> (B, H, T, D)
-        if kv_cache is not None:
-            k, v = kv_cache.insert_kv(self.layer_idx, k, v)  # (B, Hkv, T_cached + T, D)
-        y = causal_attention(q, k, v, None if kv_cache is None else kv_cache.row_start)
-        y = y.transpose(1, 2).contiguous().view(B, T, -1)  # (B, H, T, D) -> (B, T, H*D)
-        return self.c_proj(y)
+# %% ../nbs/05_gpt.ipynb #316393e5
+@patch
+def forward(self: CausalSelfAttention, x: torch.Tensor, cos_sin: tuple[torch.Tensor, torch.Tensor], kv_cache=None) -> torch.Tensor:
+    B, T, C = x.size()
+    q = self.c_q(x).view(B, T, self.n_head, self.head_dim)
+    k = self.c_k(x).view(B, T, self.n_kv_head, self.head_dim)
+    v = self.c_v(x).view(B, T, self.n_kv_head, self.head_dim)
+    cos, sin = cos_sin
+    q, k = apply_rotary_emb(q, cos, sin), apply_rotary_emb(k, cos, sin)  # positions as rotations
+    q, k = norm(q), norm(k)  # QK norm
+    q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)  # (B, T, H, D) -> (B, H, T, D)
+    if kv_cache is not None:
+        k, v = kv_cache.insert_kv(self.layer_idx, k, v)  # (B, Hkv, T_cached + T, D)
+    y = causal_attention(q, k, v, None if kv_cache is None else kv_cache.row_start)
+    y = y.transpose(1, 2).contiguous().view(B, T, -1)  # (B, H, T, D) -> (B, T, H*D)
+    return self.c_proj(y)
 
 # %% ../nbs/05_gpt.ipynb #11c53113
 class MLP(nn.Module):
@@ -184,28 +189,34 @@ def _compiled_head_chunk():
     return torch.compile(_head_chunk, dynamic=False)
 
 # %% ../nbs/05_gpt.ipynb #bfbbb128
+def _head_loss_chunks(x: torch.Tensor, w: torch.Tensor, targets: torch.Tensor, cap: float, chunk: int, compiled: bool,
+                      need_x: bool, need_w: bool) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    "(summed loss, dx or None, dw or None) of the capped head x @ w.T, `chunk` rows at a time, matmuls in autocast's dtype."
+    dev = x.device.type
+    mm_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    fn = _compiled_head_chunk() if compiled else _head_chunk
+    with torch.autocast(dev, enabled=False):
+        xm, wm = x.to(mm_dtype), w.to(mm_dtype)
+        loss = torch.zeros((), dtype=torch.float32, device=x.device)
+        dx = torch.empty(x.shape, dtype=mm_dtype, device=x.device) if need_x else None
+        dw = torch.zeros(w.shape, dtype=torch.float32, device=x.device) if need_w else None
+        for i in range(0, x.size(0), chunk):
+            xc = xm[i:i + chunk]
+            l, dz = fn((xc @ wm.t()).float(), targets[i:i + chunk], cap)
+            loss += l
+            dz = dz.to(mm_dtype)
+            if need_x:
+                dx[i:i + chunk] = dz @ wm
+            if need_w:
+                dw += (dz.t() @ xc).float()
+    return loss, dx, dw
+
+# %% ../nbs/05_gpt.ipynb #44b35732
 class HeadLoss(torch.autograd.Function):
     "Sum over tokens of the capped cross-entropy of x @ w.T, chunk by chunk; the gradients are made in the forward."
     @staticmethod
     def forward(ctx, x, w, targets, cap: float, chunk: int, compiled: bool):
-        dev = x.device.type
-        mm_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
-        need_x, need_w = ctx.needs_input_grad[:2]
-        fn = _compiled_head_chunk() if compiled else _head_chunk
-        with torch.autocast(dev, enabled=False):
-            xm, wm = x.to(mm_dtype), w.to(mm_dtype)
-            loss = torch.zeros((), dtype=torch.float32, device=x.device)
-            dx = torch.empty(x.shape, dtype=mm_dtype, device=x.device) if need_x else None
-            dw = torch.zeros(w.shape, dtype=torch.float32, device=x.device) if need_w else None
-            for i in range(0, x.size(0), chunk):
-                xc = xm[i:i + chunk]
-                l, dz = fn((xc @ wm.t()).float(), targets[i:i + chunk], cap)
-                loss += l
-                dz = dz.to(mm_dtype)
-                if need_x:
-                    dx[i:i + chunk] = dz @ wm
-                if need_w:
-                    dw += (dz.t() @ xc).float()
+        loss, dx, dw = _head_loss_chunks(x, w, targets, cap, chunk, compiled, *ctx.needs_input_grad[:2])
         ctx.save_for_backward(dx, dw)
         ctx.dtypes = x.dtype, w.dtype
         return loss
@@ -246,113 +257,74 @@ class GPT(nn.Module):
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
 
-    @torch.no_grad()
-    def init_weights(self) -> None:
-        "Initialise as the reference: spectral-scaled normal matrices, zero output projections and head, N(0,1) embedding."
-        for module in self.modules():
-            if isinstance(module, nn.Linear):
-                fan_out, fan_in = module.weight.shape
-                nn.init.normal_(module.weight, mean=0.0, std=init_std(fan_in, fan_out))
-            elif isinstance(module, nn.Embedding):
-                nn.init.normal_(module.weight, mean=0.0, std=1.0)
-        nn.init.zeros_(self.lm_head.weight)
-        for block in self.transformer.h:
-            nn.init.zeros_(block.attn.c_proj.weight)
-            nn.init.zeros_(block.mlp.c_proj.weight)
-        # recompute the rotary tables (they are garbage after to_empty() from the meta device)
-        self.cos, self.sin = precompute_rotary(self.rotary_seq_len, self.config.n_embd // self.config.n_head,
-                                               device=self.get_device())
-
     def get_device(self) -> torch.device:
         "The device the weights live on."
         return self.transformer.wte.weight.device
 
-    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache=None,
-                loss_reduction: str = "mean") -> torch.Tensor:
-        "Logits (B, T, vocab_size) in fp32, or the cross-entropy loss (targets of -1 are ignored)."
-        B, T = idx.size()
-        T0 = 0 if kv_cache is None else kv_cache.get_pos()  # decoding continues at the cache position
-        assert T0 + T <= self.cos.size(1), f"sequence grew beyond the rotary tables: {T0 + T} > {self.cos.size(1)}"
-        if kv_cache is not None and kv_cache.row_start is not None:  # left-padded rows count positions from their start
-            pos = (torch.arange(T0, T0 + T, device=idx.device)[None, :] - kv_cache.row_start[:, None]).clamp(min=0)
-            cos_sin = self.cos[0][pos], self.sin[0][pos]  # (B, T, 1, head_dim/2)
-        else:
-            cos_sin = self.cos[:, T0:T0 + T], self.sin[:, T0:T0 + T]
-        x = norm(self.transformer.wte(idx))  # (B, T, n_embd)
-        for block in self.transformer.h:
-            x = block(x, cos_sin, kv_cache)
-        x = norm(x)
-        if targets is not None and loss_reduction != "none" and self.fused_head and x.device.type == "cpu":
-            return head_loss(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1), reduction=loss_reduction,
-                             compiled=torch.compiler.is_compiling())  # the chunk arithmetic compiled with the model
-        logits = softcap(self.lm_head(x).float())  # (B, T, vocab_size), fp32 for the cap and the loss
-        if targets is None:
-            return logits
-        return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1,
-                               reduction=loss_reduction)
+# %% ../nbs/05_gpt.ipynb #6d985388
+@patch
+@torch.no_grad()
+def init_weights(self: GPT) -> None:
+    "Initialise as the reference: spectral-scaled normal matrices, zero output projections and head, N(0,1) embedding."
+    for module in self.modules():
+        if isinstance(module, nn.Linear):
+            fan_out, fan_in = module.weight.shape
+            nn.init.normal_(module.weight, mean=0.0, std=init_std(fan_in, fan_out))
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=1.0)
+    nn.init.zeros_(self.lm_head.weight)
+    for block in self.transformer.h:
+        nn.init.zeros_(block.attn.c_proj.weight)
+        nn.init.zeros_(block.mlp.c_proj.weight)
+    # recompute the rotary tables (they are garbage after to_empty() from the meta device)
+    self.cos, self.sin = precompute_rotary(self.rotary_seq_len, self.config.n_embd // self.config.n_head,
+                                           device=self.get_device())
 
-    def estimate_flops(self) -> int:
-        "Training FLOPs per token: 6 per matmul weight (forward + backward) plus 12*l*h*q*t for attention."
-        nparams = sum(p.numel() for p in self.parameters())
-        nparams_embedding = self.transformer.wte.weight.numel()  # a lookup, not a matmul
-        l, h = self.config.n_layer, self.config.n_head
-        q, t = self.config.n_embd // self.config.n_head, self.config.sequence_len
-        return 6 * (nparams - nparams_embedding) + 12 * l * h * q * t
+# %% ../nbs/05_gpt.ipynb #fc5377f2
+@patch
+def _cos_sin(self: GPT, idx: torch.Tensor, kv_cache=None) -> tuple[torch.Tensor, torch.Tensor]:
+    "The rotary cos/sin rows for the tokens `idx` (B, T): after the cached positions, from each row's start if left-padded."
+    B, T = idx.size()
+    T0 = 0 if kv_cache is None else kv_cache.get_pos()  # decoding continues at the cache position
+    assert T0 + T <= self.cos.size(1), f"sequence grew beyond the rotary tables: {T0 + T} > {self.cos.size(1)}"
+    if kv_cache is not None and kv_cache.row_start is not None:  # left-padded rows count positions from their start
+        pos = (torch.arange(T0, T0 + T, device=idx.device)[None, :] - kv_cache.row_start[:, None]).clamp(min=0)
+        return self.cos[0][pos], self.sin[0][pos]  # (B, T, 1, head_dim/2)
+    return self.cos[:, T0:T0 + T], self.sin[:, T0:T0 + T]
 
-    def num_scaling_params(self) -> int:
-        "Parameters counted for scaling laws: all of them, embedding included (the Chinchilla convention)."
-        return sum(p.numel() for p in self.parameters())
+# %% ../nbs/05_gpt.ipynb #f886e568
+@patch
+def forward(self: GPT, idx: torch.Tensor, targets: torch.Tensor | None = None, kv_cache=None,
+            loss_reduction: str = "mean") -> torch.Tensor:
+    "Logits (B, T, vocab_size) in fp32, or the cross-entropy loss (targets of -1 are ignored)."
+    cos_sin = self._cos_sin(idx, kv_cache)
+    x = norm(self.transformer.wte(idx))  # (B, T, n_embd)
+    for block in self.transformer.h:
+        x = block(x, cos_sin, kv_cache)
+    x = norm(x)
+    if targets is not None and loss_reduction != "none" and self.fused_head and x.device.type == "cpu":
+        return head_loss(x.reshape(-1, x.size(-1)), self.lm_head.weight, targets.reshape(-1), reduction=loss_reduction,
+                         compiled=torch.compiler.is_compiling())  # the chunk arithmetic compiled with the model
+    logits = softcap(self.lm_head(x).float())  # (B, T, vocab_size), fp32 for the cap and the loss
+    if targets is None:
+        return logits
+    return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1,
+                           reduction=loss_reduction)
 
-    def setup_optimizers(self, unembedding_lr: float = 0.004, embedding_lr: float = 0.2, matrix_lr: float = 0.02,
-                         weight_decay: float = 0.0) -> list[torch.optim.Optimizer]:
-        "[AdamW for embedding + lm_head, Muon for the block matrices] (distributed versions under torch.distributed)."
-        from nanochat.muon import DistMuon, Muon  # imported here (and AdamW below): the optimizer chapters come after this one
-        ddp = is_ddp()
-        matrix_params = list(self.transformer.h.parameters())
-        embedding_params = list(self.transformer.wte.parameters())
-        lm_head_params = list(self.lm_head.parameters())
-        assert len(list(self.parameters())) == len(matrix_params) + len(embedding_params) + len(lm_head_params)
-        # AdamW learning rates were tuned at width 768; scale them as 1/sqrt(width)
-        dmodel_lr_scale = (self.config.n_embd / 768) ** -0.5
-        print0(f"Scaling the LR for the AdamW parameters ∝1/√({self.config.n_embd}/768) = {dmodel_lr_scale:.6f}")
-        adam_groups = [dict(params=lm_head_params, lr=unembedding_lr * dmodel_lr_scale),
-                       dict(params=embedding_params, lr=embedding_lr * dmodel_lr_scale)]
-        from nanochat.adamw import ADAMW_BETAS, ADAMW_EPS, DistAdamW, make_adamw
-        if ddp:
-            adamw_optimizer = DistAdamW(adam_groups, lr=adam_groups[0]["lr"], betas=ADAMW_BETAS, eps=ADAMW_EPS,
-                                        weight_decay=weight_decay)
-        else:  # betas (0.8, 0.95), eps 1e-10, fused on CUDA
-            adamw_optimizer = make_adamw(adam_groups, weight_decay=weight_decay)
-        muon_optimizer = (DistMuon if ddp else Muon)(matrix_params, lr=matrix_lr, momentum=0.95)
-        optimizers = [adamw_optimizer, muon_optimizer]
-        for opt in optimizers:
-            for group in opt.param_groups:
-                group["initial_lr"] = group["lr"]  # the LR schedule multiplies this
-        return optimizers
+# %% ../nbs/05_gpt.ipynb #9056637e
+@patch
+def estimate_flops(self: GPT) -> int:
+    "Training FLOPs per token: 6 per matmul weight (forward + backward) plus 12*l*h*q*t for attention."
+    nparams = sum(p.numel() for p in self.parameters())
+    nparams_embedding = self.transformer.wte.weight.numel()  # a lookup, not a matmul
+    l, h = self.config.n_layer, self.config.n_head
+    q, t = self.config.n_embd // self.config.n_head, self.config.sequence_len
+    return 6 * (nparams - nparams_embedding) + 12 * l * h * q * t
 
-    @torch.inference_mode()
-    def generate(self, tokens: list[int], max_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 seed: int = 42):
-        "Yield up to max_tokens sampled token ids continuing `tokens` (batch 1, no KV cache: simple, not fast)."
-        assert isinstance(tokens, list), "tokens must be a list of ints"
-        device = self.get_device()
-        rng = None
-        if temperature > 0:
-            rng = torch.Generator(device=device)
-            rng.manual_seed(seed)
-        ids = torch.tensor([tokens], dtype=torch.long, device=device)  # (1, T)
-        for _ in range(max_tokens):
-            logits = self.forward(ids)[:, -1, :]  # (1, vocab_size): the next-token logits
-            if top_k is not None:
-                v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
-                logits[logits < v[:, [-1]]] = -float("inf")
-            if temperature > 0:
-                probs = F.softmax(logits / temperature, dim=-1)
-                next_id = torch.multinomial(probs, num_samples=1, generator=rng)
-            else:
-                next_id = torch.argmax(logits, dim=-1, keepdim=True)  # greedy
-            ids = torch.cat((ids, next_id), dim=1)
-            yield next_id.item()
+@patch
+def num_scaling_params(self: GPT) -> int:
+    "Parameters counted for scaling laws: all of them, embedding included (the Chinchilla convention)."
+    return sum(p.numel() for p in self.parameters())
 
 # %% ../nbs/05_gpt.ipynb #bf43e82b
 class KVCache:
@@ -376,42 +348,80 @@ class KVCache:
         "How many positions are cached (the position of the next token)."
         return self.pos
 
-    def prefill(self, other: "KVCache") -> None:
-        "Start from a copy of `other`'s positions, broadcasting its batch of 1 to this batch size."
-        assert self.kv_cache is None, "cannot prefill a non-empty KV cache"
-        assert other.kv_cache is not None, "cannot prefill from an empty KV cache"
-        L, _, B, H, T, D = self.kv_shape
-        oL, _, oB, oH, _, oD = other.kv_shape
-        assert (L, H, D) == (oL, oH, oD), "layers, heads and head_dim must match"
-        assert oB in (1, B), f"batch size mismatch: {oB} -> {B}"
-        self.kv_shape = (L, 2, B, H, max(T, other.pos), D)
-        self.kv_cache = torch.empty(self.kv_shape, dtype=other.kv_cache.dtype, device=other.kv_cache.device)
-        self.kv_cache[:, :, :, :, :other.pos] = other.kv_cache[:, :, :, :, :other.pos]
-        self.pos = other.pos
-        self.row_start = None if other.row_start is None else other.row_start.expand(B).clone()
+# %% ../nbs/05_gpt.ipynb #188613ab
+@patch
+def _grow(self: KVCache, t1: int) -> None:
+    "Reallocate the cache for `t1` positions plus 1024, rounded up to a multiple of 1024, keeping the cached ones."
+    L, two, B, H, _, D = self.kv_cache.shape
+    grown = torch.empty((L, two, B, H, (t1 + 1024 + 1023) // 1024 * 1024, D),
+                        dtype=self.kv_cache.dtype, device=self.kv_cache.device)
+    grown[:, :, :, :, :self.pos] = self.kv_cache[:, :, :, :, :self.pos]
+    self.kv_cache, self.kv_shape = grown, tuple(grown.shape)
 
-    def keep_rows(self, rows: torch.Tensor) -> None:
-        "Keep only the batch rows `rows` (a LongTensor of row indices), in that order: the others are dropped."
-        if self.kv_cache is not None:
-            self.kv_cache = self.kv_cache.index_select(2, rows.to(self.kv_cache.device))
-        L, two, _, H, T, D = self.kv_shape
-        self.kv_shape = (L, two, len(rows), H, T, D)
-        if self.row_start is not None:
-            self.row_start = self.row_start[rows.to(self.row_start.device)]
+# %% ../nbs/05_gpt.ipynb #ee292265
+@patch
+def insert_kv(self: KVCache, layer_idx: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    "Append this layer's new k, v (B, H_kv, T_new, D); return views of all its cached keys and values."
+    if self.kv_cache is None:
+        self.kv_cache = torch.empty(self.kv_shape, dtype=self.dtype or k.dtype, device=k.device)
+    t0, t1 = self.pos, self.pos + k.size(2)
+    if t1 > self.kv_cache.size(4):
+        self._grow(t1)
+    self.kv_cache[layer_idx, 0, :, :, t0:t1] = k
+    self.kv_cache[layer_idx, 1, :, :, t0:t1] = v
+    if layer_idx == self.kv_cache.size(0) - 1:  # the last layer has seen the new tokens: advance
+        self.pos = t1
+    return self.kv_cache[layer_idx, 0, :, :, :t1], self.kv_cache[layer_idx, 1, :, :, :t1]
 
-    def insert_kv(self, layer_idx: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        "Append this layer's new k, v (B, H_kv, T_new, D); return views of all its cached keys and values."
-        if self.kv_cache is None:
-            self.kv_cache = torch.empty(self.kv_shape, dtype=self.dtype or k.dtype, device=k.device)
-        t0, t1 = self.pos, self.pos + k.size(2)
-        if t1 > self.kv_cache.size(4):  # grow: what we need plus 1024, rounded up to a multiple of 1024
-            L, two, B, H, _, D = self.kv_cache.shape
-            grown = torch.empty((L, two, B, H, (t1 + 1024 + 1023) // 1024 * 1024, D),
-                                dtype=self.kv_cache.dtype, device=self.kv_cache.device)
-            grown[:, :, :, :, :t0] = self.kv_cache[:, :, :, :, :t0]
-            self.kv_cache, self.kv_shape = grown, tuple(grown.shape)
-        self.kv_cache[layer_idx, 0, :, :, t0:t1] = k
-        self.kv_cache[layer_idx, 1, :, :, t0:t1] = v
-        if layer_idx == self.kv_cache.size(0) - 1:  # the last layer has seen the new tokens: advance
-            self.pos = t1
-        return self.kv_cache[layer_idx, 0, :, :, :t1], self.kv_cache[layer_idx, 1, :, :, :t1]
+# %% ../nbs/05_gpt.ipynb #73309b62
+@patch
+def prefill(self: KVCache, other: "KVCache") -> None:
+    "Start from a copy of `other`'s positions, broadcasting its batch of 1 to this batch size."
+    assert self.kv_cache is None, "cannot prefill a non-empty KV cache"
+    assert other.kv_cache is not None, "cannot prefill from an empty KV cache"
+    L, _, B, H, T, D = self.kv_shape
+    oL, _, oB, oH, _, oD = other.kv_shape
+    assert (L, H, D) == (oL, oH, oD), "layers, heads and head_dim must match"
+    assert oB in (1, B), f"batch size mismatch: {oB} -> {B}"
+    self.kv_shape = (L, 2, B, H, max(T, other.pos), D)
+    self.kv_cache = torch.empty(self.kv_shape, dtype=other.kv_cache.dtype, device=other.kv_cache.device)
+    self.kv_cache[:, :, :, :, :other.pos] = other.kv_cache[:, :, :, :, :other.pos]
+    self.pos = other.pos
+    self.row_start = None if other.row_start is None else other.row_start.expand(B).clone()
+
+# %% ../nbs/05_gpt.ipynb #52910c92
+@patch
+def keep_rows(self: KVCache, rows: torch.Tensor) -> None:
+    "Keep only the batch rows `rows` (a LongTensor of row indices), in that order: the others are dropped."
+    if self.kv_cache is not None:
+        self.kv_cache = self.kv_cache.index_select(2, rows.to(self.kv_cache.device))
+    L, two, _, H, T, D = self.kv_shape
+    self.kv_shape = (L, two, len(rows), H, T, D)
+    if self.row_start is not None:
+        self.row_start = self.row_start[rows.to(self.row_start.device)]
+
+# %% ../nbs/05_gpt.ipynb #7123e7ed
+@patch
+@torch.inference_mode()
+def generate(self: GPT, tokens: list[int], max_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+             seed: int = 42):
+    "Yield up to max_tokens sampled token ids continuing `tokens` (batch 1, no KV cache: simple, not fast)."
+    assert isinstance(tokens, list), "tokens must be a list of ints"
+    device = self.get_device()
+    rng = None
+    if temperature > 0:
+        rng = torch.Generator(device=device)
+        rng.manual_seed(seed)
+    ids = torch.tensor([tokens], dtype=torch.long, device=device)  # (1, T)
+    for _ in range(max_tokens):
+        logits = self.forward(ids)[:, -1, :]  # (1, vocab_size): the next-token logits
+        if top_k is not None:
+            v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+            logits[logits < v[:, [-1]]] = -float("inf")
+        if temperature > 0:
+            probs = F.softmax(logits / temperature, dim=-1)
+            next_id = torch.multinomial(probs, num_samples=1, generator=rng)
+        else:
+            next_id = torch.argmax(logits, dim=-1, keepdim=True)  # greedy
+        ids = torch.cat((ids, next_id), dim=1)
+        yield next_id.item()

@@ -21,12 +21,14 @@ def _model_device(model: nn.Module) -> torch.device:
     p = next(model.parameters(), None)
     return p.device if p is not None else torch.device("cpu")
 
+# %% ../nbs/09_loss_eval.ipynb #d48219d1
 NO_FLOAT64 = {"mps"}  # device types without float64 (Apple's GPUs): sums go to the CPU
 
 def accumulator(device: torch.device) -> tuple[torch.device, torch.dtype]:
     "(where, dtype) to sum many losses of tensors on `device`: float64 there, else float32 there then float64 on the CPU."
     return (device, torch.float64) if device.type not in NO_FLOAT64 else (torch.device("cpu"), torch.float32)
 
+# %% ../nbs/09_loss_eval.ipynb #d4f3127f
 @torch.no_grad()
 def evaluate_bpb(model: nn.Module, batches: Iterable, steps: int, token_bytes: torch.Tensor) -> float:
     "Bits per byte of `model` on `steps` batches (summed over all ranks); special and -1 targets excluded."

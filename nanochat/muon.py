@@ -11,6 +11,7 @@ from typing import Iterable
 
 import torch
 import torch.distributed as dist
+from fastcore.basics import patch
 from torch import Tensor
 
 from .common import compute_dtype, dist_rank_world
@@ -30,6 +31,7 @@ def ns_dtype(device: torch.device | str) -> torch.dtype:
     "The Newton-Schulz matmul dtype: bf16 on CUDA (as the reference), else `compute_dtype` (fp32 on AVX2 CPUs)."
     return _ns_dtype(torch.device(device).type, os.environ.get("NANOCHAT_DTYPE"))
 
+# %% ../nbs/06_muon.ipynb #98bf2b02
 def zeropower_via_newtonschulz5(G: Tensor, steps: int, dtype: torch.dtype | None = None) -> Tensor:
     "Approximate U V^T of G (or of each matrix of a batch) with `steps` quintic Newton-Schulz iterations."
     assert G.ndim >= 2, f"Newton-Schulz needs a matrix (or a batch of them), got shape {tuple(G.shape)}"
@@ -72,6 +74,7 @@ def _group_by_shape(params: list[Tensor]) -> list[dict]:
     shapes = sorted({tuple(p.shape) for p in params})
     return [dict(params=[p for p in params if tuple(p.shape) == shape]) for shape in shapes]
 
+# %% ../nbs/06_muon.ipynb #76ed4377
 def _muon_update(p: Tensor, g: Tensor, state: dict, group: dict) -> None:
     "Nesterov momentum, Newton-Schulz orthogonalisation and the aspect-scaled step, for one matrix."
     if "momentum_buffer" not in state:
@@ -84,6 +87,7 @@ def _muon_update(p: Tensor, g: Tensor, state: dict, group: dict) -> None:
     scale = max(1.0, p.size(-2) / p.size(-1)) ** 0.5
     p.add_(update.to(p.dtype), alpha=-group["lr"] * scale)
 
+# %% ../nbs/06_muon.ipynb #4f6142d2
 class Muon(torch.optim.Optimizer):
     "Muon: SGD with Nesterov momentum whose update is orthogonalised by Newton-Schulz (2-D params only)."
     def __init__(self, params: Iterable[Tensor], lr: float = 0.02, momentum: float = 0.95,
@@ -108,37 +112,44 @@ class Muon(torch.optim.Optimizer):
 class DistMuon(Muon):
     "Muon for data parallel training: reduce-scatter grads, owner-rank update, all-gather weights (same constructor)."
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        "One synchronised update; every rank must call it, and every parameter must have a gradient."
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        rank, world = dist_rank_world()
-        assert all(p.grad is not None for g in self.param_groups for p in g["params"]), "every param needs a grad"
-        pending = []  # (group, chunk, averaged grad of this rank's matrix, work handle)
-        for group in self.param_groups:
-            params = group["params"]
-            for base in range(0, len(params), world):
-                chunk = params[base:base + world]
-                if world == 1:
-                    pending.append((group, chunk, chunk[0].grad, None))
-                    continue
-                pad = [torch.zeros_like(chunk[0])] * (world - len(chunk))
-                grad_out = torch.empty_like(chunk[0])
-                work = dist.reduce_scatter(grad_out, [p.grad for p in chunk] + pad, op=dist.ReduceOp.AVG, async_op=True)
-                pending.append((group, chunk, grad_out, work))
-        gathers = []
-        for group, chunk, grad, work in pending:
-            if work is not None:
-                work.wait()
-            if rank < len(chunk):  # this rank owns chunk[rank]
-                _muon_update(chunk[rank], grad, self.state[chunk[rank]], group)
-            if world > 1:
-                mine = chunk[rank].clone() if rank < len(chunk) else torch.zeros_like(chunk[0])
-                outs = list(chunk) + [torch.empty_like(chunk[0]) for _ in range(world - len(chunk))]
-                gathers.append(dist.all_gather(outs, mine, async_op=True))
-        for work in gathers:
+# %% ../nbs/06_muon.ipynb #b1dd15a3
+def _scatter_chunks(param_groups: list[dict], world: int) -> list[tuple]:
+    "Launch the averaging reduce-scatter of each chunk of `world` equal-shape grads: [(group, chunk, my grad, work)]."
+    pending = []
+    for group in param_groups:
+        params = group["params"]
+        for base in range(0, len(params), world):
+            chunk = params[base:base + world]
+            if world == 1:
+                pending.append((group, chunk, chunk[0].grad, None))
+                continue
+            pad = [torch.zeros_like(chunk[0])] * (world - len(chunk))
+            grad_out = torch.empty_like(chunk[0])
+            work = dist.reduce_scatter(grad_out, [p.grad for p in chunk] + pad, op=dist.ReduceOp.AVG, async_op=True)
+            pending.append((group, chunk, grad_out, work))
+    return pending
+
+# %% ../nbs/06_muon.ipynb #d2ca2cfe
+@patch
+@torch.no_grad()
+def step(self: DistMuon, closure=None):
+    "One synchronised update; every rank must call it, and every parameter must have a gradient."
+    loss = None
+    if closure is not None:
+        with torch.enable_grad():
+            loss = closure()
+    rank, world = dist_rank_world()
+    assert all(p.grad is not None for g in self.param_groups for p in g["params"]), "every param needs a grad"
+    gathers = []
+    for group, chunk, grad, work in _scatter_chunks(self.param_groups, world):  # all launched before any wait
+        if work is not None:
             work.wait()
-        return loss
+        if rank < len(chunk):  # this rank owns chunk[rank]
+            _muon_update(chunk[rank], grad, self.state[chunk[rank]], group)
+        if world > 1:
+            mine = chunk[rank].clone() if rank < len(chunk) else torch.zeros_like(chunk[0])
+            outs = list(chunk) + [torch.empty_like(chunk[0]) for _ in range(world - len(chunk))]
+            gathers.append(dist.all_gather(outs, mine, async_op=True))
+    for work in gathers:
+        work.wait()
+    return loss

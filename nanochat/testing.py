@@ -20,7 +20,7 @@ import torch.nn.functional as F
 import nanochat
 
 # %% auto #0
-__all__ = ['FIXTURES_DIR', 'CYCLE', 'fixture_path', 'fixture_texts', 'CharTokenizer', 'AlphabetModel', 'run_torchrun', 'interrupt_stage', 'FIXTURE_TASKS', 'ensure_fixture_shards', 'ensure_tokenizer', 'ensure_checkpoint', 'ensure_base_checkpoint', 'make_fixture_bundle', 'ensure_fixture_bundle']
+__all__ = ['FIXTURES_DIR', 'CYCLE', 'FIXTURE_TASKS', 'fixture_path', 'fixture_texts', 'CharTokenizer', 'AlphabetModel', 'run_torchrun', 'interrupt_stage', 'ensure_fixture_shards', 'ensure_tokenizer', 'ensure_checkpoint', 'ensure_base_checkpoint', 'make_fixture_bundle', 'ensure_fixture_bundle']
 
 # %% ../nbs/00b_testing.ipynb #c4cc6b3a
 FIXTURES_DIR = Path(nanochat.__file__).resolve().parent / "fixtures"  # package data, installed with the package
@@ -161,6 +161,36 @@ def interrupt_stage(notebook: str | os.PathLike, out_nb: str | os.PathLike, para
                         for o in c.get("outputs", []))
     return proc.returncode, text
 
+# %% ../nbs/00b_testing.ipynb #dbf4cbe5
+def _cycle_run(start: int, length: int) -> str:
+    "`length` characters of the alphabet cycle from position `start`."
+    return "".join(CYCLE[(start + k) % len(CYCLE)] for k in range(length))
+
+# %% ../nbs/00b_testing.ipynb #2a21dc61
+def _fixture_tasks(n: int) -> dict[str, list[dict]]:
+    "Items of the three fixture tasks (the alphabet model is right unless i % 4 == 3)."
+    mc, sc, lm = [], [], []
+    for i in range(n):
+        s = (5 * i) % 20  # letters only, so no run contains the space
+        right, wrong, trick = i % 4 != 3, _cycle_run(s + 7, 3)[::-1], i % 3
+        query, good = _cycle_run(s, 4), _cycle_run(s + 4, 3)
+        choices = [wrong, "qqq", "xkx"][: 2 + (i % 2)]
+        choices.insert(trick % len(choices), good)
+        gold = choices.index(good) if right else (choices.index(good) + 1) % len(choices)
+        mc.append({"query": query, "choices": choices, "gold": gold})
+        options = [_cycle_run(s, 3), _cycle_run(23, 3), _cycle_run(s + 4, 2)]  # only 'xyz' precedes ' '
+        sc.append({"context_options": options, "continuation": "abc", "gold": 1 if right else 0})
+        cont = _cycle_run(s + 4, 3) if right else _cycle_run(s + 4, 2) + "q"
+        lm.append({"context": _cycle_run(s, 4), "continuation": cont})
+    return {"fixture_mc": mc, "fixture_schema": sc, "fixture_lm": lm}
+
+# %% ../nbs/00b_testing.ipynb #b3e2ab76
+FIXTURE_TASKS = [  # label, dataset_uri, type, shots, delimiter, random baseline (%)
+    ("fixture_mc", "fixture/mc.jsonl", "multiple_choice", 2, "", 40.0),
+    ("fixture_schema", "fixture/schema.jsonl", "schema", 1, " ", 33.3),
+    ("fixture_lm", "fixture/lm.jsonl", "language_modeling", 3, "", 0.0),
+]
+
 # %% ../nbs/10b_testing.ipynb #478bf3ce
 import os
 from dataclasses import asdict
@@ -169,7 +199,7 @@ from pathlib import Path
 import torch
 
 from .checkpoint import CHECKPOINT_STAGES, find_largest_model, find_last_step, save_checkpoint
-from .core_bundle import write_bundle
+from .core_eval import write_bundle
 from .dataset import list_parquet_files, write_shards
 from .gpt import GPT, config_from_depth
 from .tokenizer import Tokenizer, get_tokenizer
@@ -191,24 +221,36 @@ def ensure_tokenizer(base_dir: str | os.PathLike, vocab_size: int = 512) -> Toke
     return tokenizer
 
 # %% ../nbs/10b_testing.ipynb #7d9853a5
-def ensure_checkpoint(base_dir: str | os.PathLike, source: str = "base", depth: int = 2, vocab_size: int | None = None,
-                      sequence_len: int = 128) -> Path:
-    "The model dir of `source`'s checkpoint in `base_dir`; writes a freshly initialised tiny GPT at step 0 if none exists."
-    if source not in CHECKPOINT_STAGES:
-        raise ValueError(f"source must be one of {sorted(CHECKPOINT_STAGES)}, got {source!r}")
-    checkpoints_dir = Path(base_dir) / CHECKPOINT_STAGES[source]
+def _complete_model_dir(checkpoints_dir: Path) -> Path | None:
+    "The largest model dir in `checkpoints_dir` if it holds a complete checkpoint, else None."
     try:
         model_dir = checkpoints_dir / find_largest_model(checkpoints_dir)
         find_last_step(model_dir)
         return model_dir
     except FileNotFoundError:
-        pass
+        return None
+
+# %% ../nbs/10b_testing.ipynb #e1259c74
+def _stand_in_tokenizer(base_dir: str | os.PathLike, vocab_size: int | None) -> Tokenizer | None:
+    "The tokenizer of `base_dir` (trained as above if missing, unless a bare `vocab_size` asks for none); checked against `vocab_size`."
     if (Path(base_dir) / "tokenizer" / "tokenizer.pkl").exists():
         tokenizer = get_tokenizer(base_dir)
     else:
         tokenizer = ensure_tokenizer(base_dir) if vocab_size is None else None
     if tokenizer is not None and vocab_size not in (None, tokenizer.get_vocab_size()):
         raise ValueError(f"vocab_size {vocab_size} differs from the {tokenizer.get_vocab_size()} ids of the tokenizer in {base_dir}")
+    return tokenizer
+
+# %% ../nbs/10b_testing.ipynb #eb36f950
+def ensure_checkpoint(base_dir: str | os.PathLike, source: str = "base", depth: int = 2, vocab_size: int | None = None,
+                      sequence_len: int = 128) -> Path:
+    "The model dir of `source`'s checkpoint in `base_dir`; writes a freshly initialised tiny GPT at step 0 if none exists."
+    if source not in CHECKPOINT_STAGES:
+        raise ValueError(f"source must be one of {sorted(CHECKPOINT_STAGES)}, got {source!r}")
+    checkpoints_dir = Path(base_dir) / CHECKPOINT_STAGES[source]
+    if (model_dir := _complete_model_dir(checkpoints_dir)) is not None:
+        return model_dir
+    tokenizer = _stand_in_tokenizer(base_dir, vocab_size)
     vocab_size = vocab_size or tokenizer.get_vocab_size()
     config = config_from_depth(depth, vocab_size=vocab_size, sequence_len=sequence_len)
     with torch.random.fork_rng(devices=[]):
@@ -222,39 +264,13 @@ def ensure_checkpoint(base_dir: str | os.PathLike, source: str = "base", depth: 
     save_checkpoint(model_dir, 0, model.state_dict(), None, meta)
     return model_dir
 
+# %% ../nbs/10b_testing.ipynb #24ea78c3
 def ensure_base_checkpoint(base_dir: str | os.PathLike, depth: int = 2, vocab_size: int | None = None,
                            sequence_len: int = 128) -> Path:
     "`ensure_checkpoint(base_dir, \"base\", ...)`: the stand-in base model."
     return ensure_checkpoint(base_dir, "base", depth, vocab_size, sequence_len)
 
 # %% ../nbs/10b_testing.ipynb #010354b9
-def _cycle_run(start: int, length: int) -> str:
-    "`length` characters of the alphabet cycle from position `start`."
-    return "".join(CYCLE[(start + k) % len(CYCLE)] for k in range(length))
-
-def _fixture_tasks(n: int) -> dict[str, list[dict]]:
-    "Items of the three fixture tasks (the alphabet model is right unless i % 4 == 3)."
-    mc, sc, lm = [], [], []
-    for i in range(n):
-        s = (5 * i) % 20  # letters only, so no run contains the space
-        right, wrong, trick = i % 4 != 3, _cycle_run(s + 7, 3)[::-1], i % 3
-        query, good = _cycle_run(s, 4), _cycle_run(s + 4, 3)
-        choices = [wrong, "qqq", "xkx"][: 2 + (i % 2)]
-        choices.insert(trick % len(choices), good)
-        gold = choices.index(good) if right else (choices.index(good) + 1) % len(choices)
-        mc.append({"query": query, "choices": choices, "gold": gold})
-        options = [_cycle_run(s, 3), _cycle_run(23, 3), _cycle_run(s + 4, 2)]  # only 'xyz' precedes ' '
-        sc.append({"context_options": options, "continuation": "abc", "gold": 1 if right else 0})
-        cont = _cycle_run(s + 4, 3) if right else _cycle_run(s + 4, 2) + "q"
-        lm.append({"context": _cycle_run(s, 4), "continuation": cont})
-    return {"fixture_mc": mc, "fixture_schema": sc, "fixture_lm": lm}
-
-FIXTURE_TASKS = [  # label, dataset_uri, type, shots, delimiter, random baseline (%)
-    ("fixture_mc", "fixture/mc.jsonl", "multiple_choice", 2, "", 40.0),
-    ("fixture_schema", "fixture/schema.jsonl", "schema", 1, " ", 33.3),
-    ("fixture_lm", "fixture/lm.jsonl", "language_modeling", 3, "", 0.0),
-]
-
 def make_fixture_bundle(bundle_dir: str | os.PathLike, n: int = 12) -> Path:
     "Write a tiny three-task bundle (MC, schema, LM; `n` items each) for tests."
     return write_bundle(Path(bundle_dir), FIXTURE_TASKS, _fixture_tasks(n),
