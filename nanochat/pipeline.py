@@ -6,334 +6,26 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import json
-import math
 import os
-import re
 import shlex
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .bench import bench_params, run_bench
 from .common import get_base_dir
-from .profiles import PROFILES, default_profile
+from .profiles import BENCH_REAL, PROFILES, default_profile
+from .stage_run import Launch, StageFailed, child_env, failing_cell, failure_message, run_stage, stage_command
+from .stages import STAGE_NAMES, STAGES, Stage, coerce_param, nbs_dir, read_parameters, resolve_params, upstream
 from .training import hms
 
 # %% auto #0
-__all__ = ['STAGES', 'STAGE_NAMES', 'DATA_STAGES', 'Stage', 'upstream', 'nbs_dir', 'read_parameters', 'coerce_param',
-           'parse_overrides', 'resolve_params', 'Launch', 'stage_command', 'failing_cell', 'failure_message',
-           'StageFailed', 'cells_ran', 'child_env', 'run_stage', 'stage_outputs', 'stage_done', 'stage_stale',
-           'data_commands', 'eval_bundle_command', 'Plan', 'make_plan', 'run_pipeline', 'bench_real_params',
-           'bench_notebooks', 'bench_params', 'run_bench', 'main']
+__all__ = ['DATA_STAGES', 'stage_outputs', 'stage_done', 'stage_stale', 'data_commands', 'eval_bundle_command', 'Plan',
+           'make_plan', 'run_pipeline', 'main']
 
-# %% ../nbs/19c_pipeline.ipynb #da533e96
-@dataclass
-class Stage:
-    "One pipeline stage: name, notebook, the report section that marks it done, the stages it reads, fixed parameters."
-    name: str
-    notebook: str
-    section: str | None = None  # report section title the stage writes (None = always run)
-    after: tuple[str, ...] = ()  # stages whose outputs this one reads: when one re-runs, this one does too
-    params: dict = field(default_factory=dict)  # parameters fixed for this stage (over the profile and -p)
-
-STAGES = [
-    Stage("tok_train", "20_tok_train.ipynb", "Tokenizer training"),
-    Stage("tok_eval", "21_tok_eval.ipynb", "Tokenizer evaluation", ("tok_train",)),
-    Stage("base_train", "30_base_train.ipynb", "Base model training", ("tok_train",)),
-    Stage("base_loss", "31_base_loss.ipynb", "Base model loss", ("base_train",)),
-    Stage("base_eval", "32_base_eval.ipynb", "Base model evaluation", ("base_train",)),
-    Stage("mid_train", "40_mid_train.ipynb", "Midtraining", ("base_train",)),
-    Stage("chat_eval_mid", "70_chat_eval.ipynb", "Chat evaluation mid", ("mid_train",), {"source": "mid"}),
-    Stage("chat_sft", "50_chat_sft.ipynb", "Chat SFT", ("mid_train",)),
-    Stage("chat_eval_sft", "70_chat_eval.ipynb", "Chat evaluation sft", ("chat_sft",), {"source": "sft"}),
-    Stage("chat_rl", "60_chat_rl.ipynb", "Chat RL", ("chat_sft",)),
-    Stage("chat_eval_rl", "70_chat_eval.ipynb", "Chat evaluation rl", ("chat_rl",), {"source": "rl"}),
-    Stage("report", "90_report.ipynb", None),
-]
-STAGE_NAMES = [s.name for s in STAGES]
-
-def upstream(stage: str) -> set[str]:
-    "Every stage whose outputs `stage` reads, directly or through other stages."
-    spec = next(s for s in STAGES if s.name == stage)
-    found = set(spec.after)
-    for s in spec.after:
-        found |= upstream(s)
-    return found
-
-def nbs_dir(nbs: str | os.PathLike | None = None) -> Path:
-    "The stage notebooks' folder: `nbs`, else `$NANOCHAT_NBS_DIR`, else the `nbs/` of the source checkout the package runs from."
-    if nbs or os.environ.get("NANOCHAT_NBS_DIR"):
-        path = Path(nbs or os.environ["NANOCHAT_NBS_DIR"])
-    else:  # an editable install (run_all.sh) or a notebook kernel started in nbs/
-        path = Path(__file__).resolve().parent.parent / "nbs" if "__file__" in globals() else Path.cwd()
-    if not (path / "19c_pipeline.ipynb").exists():
-        raise FileNotFoundError(f"no course notebooks in {path}: pass --nbs-dir (the course's nbs/ folder) "
-                                "or set NANOCHAT_NBS_DIR")
-    return path
-
-# %% ../nbs/19c_pipeline.ipynb #c53087a1
-def _parameters_cell(nb: dict) -> str | None:
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            src = cell["source"]
-            return "".join(src) if isinstance(src, list) else src
-    return None
-
-def read_parameters(notebook: str | os.PathLike) -> dict[str, dict]:
-    "The parameters cell of `notebook` as {name: {'default', 'type', 'help'}} (in cell order)."
-    nb = json.loads(Path(notebook).read_text())
-    src = _parameters_cell(nb)
-    if src is None:
-        return {}
-    lines = src.splitlines()
-    params = {}
-    for node in ast.parse(src).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                default = ast.literal_eval(node.value)
-            except ValueError:
-                default = None  # an expression: accept any override
-            line = lines[node.lineno - 1]
-            help_ = line.split("#", 1)[1].strip() if "#" in line else ""
-            params[node.targets[0].id] = {"default": default, "type": type(default).__name__, "help": help_}
-    return params
-
-# %% ../nbs/19c_pipeline.ipynb #b9ae312f
-_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
-
-def coerce_param(name: str, value, default):
-    "`value` converted to the type of `default`; ValueError naming `name` if it does not fit."
-    kind = type(default)
-    def bad(why=""):
-        return ValueError(f"parameter `{name}` expects {kind.__name__} (default {default!r}), got {value!r}{why}")
-    if default is None:  # no type to check against: parse a literal if we can, else keep the string
-        if isinstance(value, str):
-            try:
-                return ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                return value
-        return value
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
-            return value.lower() in _TRUE
-        raise bad()
-    if kind is int:
-        if isinstance(value, bool):
-            raise bad()
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.replace("_", ""))
-            except ValueError:
-                try:
-                    f = float(value)
-                except ValueError:
-                    raise bad() from None
-                if f.is_integer():
-                    return int(f)  # "2e9" is a fine int
-                raise bad(" (not a whole number)") from None
-        raise bad()
-    if kind is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            f = float(value)
-        elif isinstance(value, str):
-            try:
-                f = float(value.replace("_", ""))
-            except ValueError:
-                raise bad() from None
-        else:
-            raise bad()
-        if not math.isfinite(f):  # nan compares false with every bound, inf overflows every schedule
-            raise bad(" (not a finite number)")
-        return f
-    if kind is str:
-        return str(value)
-    return value  # lists, dicts...: passed as given
-
-# %% ../nbs/19c_pipeline.ipynb #c7be9f06
-def parse_overrides(pairs: list[tuple[str, str]] | None) -> tuple[dict, dict]:
-    "Split `-p` pairs into ({name: value} for every stage, {stage: {name: value}} for one stage)."
-    glob, per_stage = {}, {}
-    for name, value in pairs or []:
-        if "." in name:
-            stage, pname = name.split(".", 1)
-            if stage not in STAGE_NAMES:
-                raise ValueError(f"unknown stage `{stage}` in `-p {name}`; stages: {', '.join(STAGE_NAMES)}")
-            per_stage.setdefault(stage, {})[pname] = value
-        else:
-            glob[name] = value
-    return glob, per_stage
-
-def resolve_params(profile: dict, declared: dict[str, dict], overrides: list | None = None,
-                   warn=print) -> dict[str, dict]:
-    "Per stage {name: value}: profile common < profile stage < -p name < -p stage.name, checked against `declared`."
-    glob, per_stage = parse_overrides(overrides)
-    out = {}
-    for stage, decl in declared.items():
-        chosen = {k: v for k, v in profile.get("common", {}).items() if k in decl}
-        for k, v in profile.get(stage, {}).items():
-            if k in decl:
-                chosen[k] = v
-            else:
-                warn(f"warning: the profile sets `{stage}.{k}` but {stage}'s notebook has no such parameter: ignored")
-        chosen.update({k: v for k, v in glob.items() if k in decl})
-        for k, v in per_stage.get(stage, {}).items():
-            if k not in decl:
-                raise ValueError(f"unknown parameter `{k}` for stage {stage}; it has: {', '.join(decl) or 'none'}")
-            chosen[k] = v
-        out[stage] = {k: coerce_param(f"{stage}.{k}", v, decl[k]["default"]) for k, v in chosen.items()}
-    for k in glob:
-        if not any(k in decl for decl in declared.values()):
-            raise ValueError(f"unknown parameter `{k}`: no selected stage declares it (stages: {', '.join(declared)})")
-    return out
-
-# %% ../nbs/19c_pipeline.ipynb #043d204b
-@dataclass
-class Launch:
-    "How to launch a stage: processes per node and (for several nodes) the rendezvous."
-    nproc: int = 1
-    nnodes: int = 1
-    node_rank: int = 0
-    master_addr: str = "127.0.0.1"
-    master_port: int = 29500
-
-def _param_args(params: dict) -> list[str]:
-    args = []
-    for k, v in params.items():
-        if isinstance(v, str):
-            args += ["-r", k, v]
-        elif isinstance(v, float):
-            args += ["-p", k, repr(v)]
-        elif v is None or isinstance(v, (bool, int)):
-            args += ["-p", k, str(v)]
-        else:
-            args += ["-y", f"{k}: {json.dumps(v)}"]
-    return args
-
-def stage_command(notebook: str | os.PathLike, out_nb: str | os.PathLike, log_dir: str | os.PathLike,
-                  params: dict, launch: Launch, python: str | None = None) -> list[str]:
-    "The torchrun command line running `notebook` with papermill on every rank (rank 0 -> `out_nb`)."
-    py = python or sys.executable
-    out_nb, log_dir, notebook = Path(out_nb), Path(log_dir), Path(notebook)
-    other = log_dir / f"{out_nb.stem}.rank"
-    pm = [py, "-m", "papermill", str(notebook), '"$out"', "-k", "python3", "--log-output",
-          "--cwd", str(notebook.parent), *_param_args(params)]
-    # kernels of one node start half a second apart: jupyter_client picks a free port by binding and releasing it,
-    # and eight kernels starting at once can pick the same one (papermill issue #511)
-    stagger = 'sleep "$(( ${LOCAL_RANK:-0} / 2 )).$(( ${LOCAL_RANK:-0} % 2 * 5 ))"; '
-    script = stagger + (f'if [ "${{RANK:-0}}" = "0" ]; then out={shlex.quote(str(out_nb))}; '
-              f'else out={shlex.quote(str(other))}"$RANK".ipynb; fi; exec '
-              + " ".join(a if a == '"$out"' else shlex.quote(a) for a in pm))
-    if launch.nnodes > 1:
-        rdzv = [f"--nnodes={launch.nnodes}", f"--node_rank={launch.node_rank}",
-                f"--master_addr={launch.master_addr}", f"--master_port={launch.master_port}"]
-    else:
-        rdzv = ["--standalone"]
-    return [py, "-m", "torch.distributed.run", *rdzv, f"--nproc_per_node={launch.nproc}",
-            "--log-dir", str(log_dir / out_nb.stem), "--redirects", "3", "--tee", "0:3",
-            "--no-python", "bash", "-c", script]
-
-# %% ../nbs/19c_pipeline.ipynb #6b44fa0a
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-def failing_cell(executed_nb: str | os.PathLike) -> dict | None:
-    "The first code cell with an error output in an executed notebook: {index, source, ename, evalue, traceback}."
-    try:
-        nb = json.loads(Path(executed_nb).read_text())
-    except (OSError, ValueError):
-        return None
-    code_index = 0
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
-        code_index += 1
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-                tb = [_ANSI.sub("", line) for line in out.get("traceback", [])]
-                return {"index": code_index, "source": src, "ename": out.get("ename", "?"),
-                        "evalue": out.get("evalue", ""), "traceback": tb}
-    return None
-
-def failure_message(stage: str, notebooks: list[Path], logs: list[Path] | None = None, src_lines: int = 8) -> str:
-    "A message naming the stage, the failing cell (source head + exception) and the executed notebook to open."
-    for nb in notebooks:
-        cell = failing_cell(nb)
-        if cell:
-            head = cell["source"].splitlines()
-            shown = "\n".join("    " + line for line in head[:src_lines]) + ("\n    ..." if len(head) > src_lines else "")
-            tb_tail = "\n".join("    " + line for line in "\n".join(cell["traceback"][-3:]).splitlines()[-12:])
-            return (f"stage `{stage}` failed in code cell {cell['index']} of {nb.name}:\n{shown}\n"
-                    f"  {cell['ename']}: {cell['evalue']}\n{tb_tail}\n  open the executed notebook: {nb}")
-    tails = []
-    for log in logs or []:
-        if log.exists() and log.stat().st_size:
-            tails.append(f"--- {log} (last lines) ---\n" + "\n".join(log.read_text(errors="replace").splitlines()[-15:]))
-    return (f"stage `{stage}` failed before any cell raised (papermill or torchrun error)\n" + "\n".join(tails))
-
-# %% ../nbs/19c_pipeline.ipynb #8776cbcc
-_NOISE = re.compile(r"^(\[default\d+\]:)?\s*$|^(\[default\d+\]:)?(Executing Cell|Ending Cell) \d+-+\s*$")
-
-class StageFailed(RuntimeError):
-    "A stage notebook failed on some rank; the message names the cell and the executed notebook."
-
-def cells_ran(notebooks: list[Path]) -> bool:
-    "True if any of these executed notebooks ran a code cell (papermill records its execution count)."
-    for nb in notebooks:
-        try:
-            cells = json.loads(Path(nb).read_text()).get("cells", [])
-        except (OSError, ValueError):
-            continue  # never written: its kernel did not start
-        if any(c.get("cell_type") == "code" and c.get("execution_count") for c in cells):
-            return True
-    return False
-
-def child_env(base_dir: str | os.PathLike, nproc: int) -> dict:
-    "Environment for a stage's processes: the base dir, the pipeline marker, unbuffered output, no test mode."
-    # NANOCHAT_PIPELINE=1 tells stage_base_dir to write the real base dir (anyone else gets a scratch dir)
-    env = {**os.environ, "NANOCHAT_BASE_DIR": str(base_dir), "NANOCHAT_PIPELINE": "1", "PYTHONUNBUFFERED": "1"}
-    for k in ("IN_TEST", "MPLBACKEND", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
-        env.pop(k, None)
-    # grow CUDA memory segments instead of fragmenting fixed ones: the d20 speedrun peaks near 80 GB
-    env.setdefault("PYTORCH_CUDA_ALLOC_CONF", "expandable_segments:True")
-    if nproc > 1 and "OMP_NUM_THREADS" not in os.environ:
-        env["OMP_NUM_THREADS"] = "1"  # torchrun's default; our notebooks set torch's threads themselves
-    return env
-
-def run_stage(stage: str, notebook: Path, run_dir: Path, params: dict, launch: Launch, base_dir: Path,
-              quiet: bool = False) -> float:
-    "Run one stage notebook under torchrun; returns its wall time in seconds, raises StageFailed."
-    out_nb, log_dir = run_dir / f"{stage}.ipynb", run_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    cmd = stage_command(notebook, out_nb, log_dir, params, launch)
-    t0 = time.time()
-    for attempt in (1, 2):  # a second try only when no cell ran (a kernel that did not start)
-        for old in [out_nb, *log_dir.glob(f"{stage}.rank*.ipynb")]:
-            old.unlink(missing_ok=True)
-        proc = subprocess.Popen(cmd, env=child_env(base_dir, launch.nproc), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, errors="replace")
-        for line in proc.stdout:  # rank 0's output (tee'd by torchrun), without papermill's cell markers
-            if not quiet and not _NOISE.match(line):
-                print(line, end="", flush=True)
-        proc.wait()
-        if proc.returncode == 0:
-            return time.time() - t0
-        notebooks = [out_nb] + sorted(log_dir.glob(f"{stage}.rank*.ipynb"))
-        if attempt == 1 and not cells_ran(notebooks):
-            print(f"[pipeline] {stage} failed before any cell ran (exit code {proc.returncode}): retrying once", flush=True)
-            continue
-        logs = sorted((log_dir / stage).rglob("stderr.log"))
-        raise StageFailed(failure_message(stage, notebooks, logs) + f"\n  (torchrun exit code {proc.returncode}, logs in {log_dir})")
-
-# %% ../nbs/19c_pipeline.ipynb #9f472227
+# %% ../nbs/19c_pipeline.ipynb #e9d9417b
 _CHECKPOINT_DIRS = {"base_train": "base_checkpoints", "mid_train": "mid_checkpoints", "chat_sft": "chatsft_checkpoints",
                     "chat_rl": "chatrl_checkpoints"}
 
@@ -354,6 +46,7 @@ def stage_outputs(stage: str, base_dir: Path, params: dict) -> list[Path]:
         outs.append(base_dir / "report" / f"{slugify(spec.section)}.md")
     return outs
 
+# %% ../nbs/19c_pipeline.ipynb #b1d7c1eb
 def stage_done(stage: str, base_dir: Path, params: dict) -> str | None:
     "Why `stage` can be skipped (its outputs, as text), or None if it must run."
     outs = stage_outputs(stage, base_dir, params)
@@ -364,6 +57,7 @@ def stage_done(stage: str, base_dir: Path, params: dict) -> str | None:
             return None
     return ", ".join(str(p.relative_to(base_dir)) for p in outs)
 
+# %% ../nbs/19c_pipeline.ipynb #3913f5f3
 def _mtime(p: Path) -> float:
     "A file's modification time; for a checkpoint dir, that of its newest model file."
     if p.is_dir():
@@ -384,7 +78,7 @@ def stage_stale(stage: str, base_dir: Path, params: dict[str, dict]) -> str | No
             return f"{up} wrote newer outputs"
     return None
 
-# %% ../nbs/19c_pipeline.ipynb #56a171c9
+# %% ../nbs/19c_pipeline.ipynb #928fe597
 DATA_STAGES = ("tok_train", "tok_eval", "base_train", "base_loss", "base_eval")
 
 def _has_shards(base_dir: Path) -> bool:
@@ -401,6 +95,7 @@ def data_commands(profile: dict, base_dir: Path) -> tuple[list[list[str]], list[
     n, first = data.get("num_shards", 240), data.get("tokenizer_shards", 8)
     return [py + ["-n", str(first)]], py + ["-n", str(n)]
 
+# %% ../nbs/19c_pipeline.ipynb #c684f4f8
 def eval_bundle_command(base_dir: Path, source: str = "embedded") -> list[str] | None:
     "The command preparing a CORE bundle (offline build for the embedded source, else the download), or None if one exists."
     if (base_dir / "eval_bundle").exists() or (source == "embedded" and (base_dir / "eval_bundle_offline").exists()):
@@ -408,7 +103,7 @@ def eval_bundle_command(base_dir: Path, source: str = "embedded") -> list[str] |
     return [sys.executable, "-m", "nanochat.core_bundle", "build" if source == "embedded" else "download",
             "--base-dir", str(base_dir)]
 
-# %% ../nbs/19c_pipeline.ipynb #b40e0108
+# %% ../nbs/19c_pipeline.ipynb #95199a7b
 @dataclass
 class Plan:
     "What the pipeline will do: the stages with their parameters, and those it skips (with why)."
@@ -420,6 +115,17 @@ class Plan:
     notebooks: dict[str, Path] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)          # stages without a notebook
 
+# %% ../nbs/19c_pipeline.ipynb #34aa4e3f
+def _stage_notebooks(stages: list[str], nbs: Path) -> tuple[dict[str, Path], list[str]]:
+    "({stage: notebook} of the selected stages whose notebook exists, [selected stages without one])."
+    found, missing = {}, []
+    for spec in STAGES:
+        if spec.name in stages:
+            nb = nbs / spec.notebook
+            found.update({spec.name: nb}) if nb.exists() else missing.append(spec.name)
+    return found, missing
+
+# %% ../nbs/19c_pipeline.ipynb #899f2662
 def make_plan(stages: list[str] | None = None, profile: str | None = None, overrides: list | None = None,
               base_dir: str | os.PathLike | None = None, run: str | None = None, launch: Launch | None = None,
               nbs: str | os.PathLike | None = None, warn=print) -> Plan:
@@ -431,179 +137,135 @@ def make_plan(stages: list[str] | None = None, profile: str | None = None, overr
     for s in stages:
         if s not in STAGE_NAMES:
             raise ValueError(f"unknown stage `{s}`; stages: {', '.join(STAGE_NAMES)}")
-    nbs = Path(nbs) if nbs else nbs_dir()
     base = Path(base_dir) if base_dir else get_base_dir()
     plan = Plan(profile, base, base / "runs" / (run or profile), launch or Launch())
-    declared = {}
-    for spec in STAGES:
-        if spec.name not in stages:
-            continue
-        nb = nbs / spec.notebook
-        if not nb.exists():
-            plan.missing.append(spec.name)
-            continue
-        plan.notebooks[spec.name] = nb
-        declared[spec.name] = read_parameters(nb)
+    plan.notebooks, plan.missing = _stage_notebooks(stages, Path(nbs) if nbs else nbs_dir())
+    declared = {stage: read_parameters(nb) for stage, nb in plan.notebooks.items()}
     plan.params = resolve_params(PROFILES[profile], declared, overrides, warn=warn)
     for spec in STAGES:  # parameters fixed by the stage itself (e.g. which model a chat evaluation reads)
         if spec.name in plan.params:
             plan.params[spec.name].update({k: v for k, v in spec.params.items() if k in declared[spec.name]})
     return plan
 
+# %% ../nbs/19c_pipeline.ipynb #e29946ac
+def _say(*a) -> None:
+    print("[pipeline]", *a, flush=True)
+
 def _run_cmd(cmd: list[str], env: dict, what: str) -> None:
-    print(f"[pipeline] {what}: {shlex.join(cmd)}", flush=True)
+    _say(f"{what}: {shlex.join(cmd)}")
     if subprocess.run(cmd, env=env).returncode != 0:
         raise StageFailed(f"{what} failed: {shlex.join(cmd)}")
 
-def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict[str, float | str]:
-    "Run (or with `dry_run` print) the plan's stages; returns {stage: seconds or 'skipped: why'}."
-    say = lambda *a: print("[pipeline]", *a, flush=True)
-    if plan.missing:
-        say(f"no notebook for stage(s) {', '.join(plan.missing)}: skipped")
-    env = child_env(plan.base_dir, 1)
-    results: dict[str, float | str] = {}
-    todo = {s: (None if force else stage_done(s, plan.base_dir, p)) for s, p in plan.params.items()}
-    say(f"profile {plan.profile} | base dir {plan.base_dir} | run dir {plan.run_dir} | "
-        f"{plan.launch.nproc} process(es) per node x {plan.launch.nnodes} node(s)")
-    background, data_ready = None, False
+def _skip(stage: str, done: str | None, plan: Plan, ran: set[str]) -> str | None:
+    "Why to skip `stage` (its outputs, `done`), or None when it runs: not done, or done before a stage it reads ran."
+    if not done:
+        return None
+    why = ran & upstream(stage)
+    why = f"{', '.join(sorted(why))} ran in this run" if why else stage_stale(stage, plan.base_dir, plan.params)
+    if why:
+        _say(f"re-run {stage}: {why}, so its outputs ({done}) are stale")
+        return None
+    _say(f"skip {stage}: done ({done} exist; --force to redo)")
+    return done
+
+def _needs_data(stage: str, plan: Plan) -> bool:
+    "Whether the data step must run before `stage` (once per run): shards missing, or a hub profile's tokenizer."
+    source = PROFILES[plan.profile]["data"].get("source")
+    return stage in DATA_STAGES and not _has_shards(plan.base_dir) or (stage == "tok_train" and source != "embedded")
+
+# %% ../nbs/19c_pipeline.ipynb #df018868
+def _prepare_data(plan: Plan, env: dict, dry_run: bool) -> subprocess.Popen | None:
+    "Prepare the shards now (and a hub profile's CORE bundle); returns the background download, if one started."
+    now, later = data_commands(PROFILES[plan.profile], plan.base_dir)
+    for c in now:
+        _say(f"data: {shlex.join(c)}") if dry_run else _run_cmd(c, env, "data preparation")
+    source = PROFILES[plan.profile]["data"].get("source", "embedded")
+    bundle = eval_bundle_command(plan.base_dir, source) if source != "embedded" else None
+    if bundle:  # the real CORE bundle now: base_train's periodic CORE would otherwise score the offline one
+        _say(f"CORE bundle: {shlex.join(bundle)}") if dry_run else _run_cmd(bundle, env, "CORE bundle")
+    if later:
+        _say(f"data (background): {shlex.join(later)}")
+        if not dry_run:
+            return subprocess.Popen(later, env=env, stdout=subprocess.DEVNULL)
+    return None
+
+# %% ../nbs/19c_pipeline.ipynb #447d71d5
+def _before_stage(stage: str, plan: Plan, env: dict, dry_run: bool, background):
+    "Wait for the background download before training; build the CORE bundle before base_eval. The download left."
+    if stage in ("base_train", "base_loss") and background is not None:
+        _say("waiting for the shard download to finish")
+        if background.wait() != 0:
+            raise StageFailed("the background shard download failed (re-run: python -m nanochat.dataset -n N)")
+        background = None
+    if stage == "base_eval":
+        bundle = eval_bundle_command(plan.base_dir, PROFILES[plan.profile]["data"].get("source", "embedded"))
+        if bundle:
+            _say(f"CORE bundle: {shlex.join(bundle)}") if dry_run else _run_cmd(bundle, env, "CORE bundle")
+    return background
+
+# %% ../nbs/19c_pipeline.ipynb #98700a05
+def _run_one(stage: str, params: dict, plan: Plan, dry_run: bool) -> float | str:
+    "Run one planned stage (its seconds), or print its command (`dry run`)."
+    if dry_run:
+        cmd = stage_command(plan.notebooks[stage], plan.run_dir / f"{stage}.ipynb", plan.run_dir / "logs", params, plan.launch)
+        _say(f"{stage}: {shlex.join(cmd)}")
+        return "dry run"
+    _say(f"run {stage} ({plan.notebooks[stage].name}) with {params}")
+    dt = run_stage(stage, plan.notebooks[stage], plan.run_dir, params, plan.launch, plan.base_dir)
+    _say(f"{stage} done in {hms(dt)} -> {plan.run_dir / (stage + '.ipynb')}")
+    return dt
+
+# %% ../nbs/19c_pipeline.ipynb #90b55e8b
+def _start(plan: Plan, todo: dict, dry_run: bool) -> None:
+    "Say what runs where; for a real run make the run dir and, when tok_train will run, reset the report."
+    _say(f"profile {plan.profile} | base dir {plan.base_dir} | run dir {plan.run_dir} | "
+         f"{plan.launch.nproc} process(es) per node x {plan.launch.nnodes} node(s)")
     if not dry_run:
         plan.run_dir.mkdir(parents=True, exist_ok=True)
         if todo.get("tok_train") is None and "tok_train" in todo and plan.launch.node_rank == 0:
             from nanochat.report import get_report
-            say(f"fresh run: report reset ({get_report(plan.base_dir).reset()})")
-    ran: set[str] = set()
+            _say(f"fresh run: report reset ({get_report(plan.base_dir).reset()})")
+
+def _save_timings(plan: Plan, results: dict) -> None:
+    "Stage times of this run dir, kept across resumed runs (node 0 only: nodes sharing a disk would write at once)."
+    tfile = plan.run_dir / "timings.json"
+    old = json.loads(tfile.read_text()) if tfile.exists() else {}
+    old.update({k: v for k, v in results.items() if isinstance(v, float)})
+    tfile.write_text(json.dumps(old, indent=1))
+
+def _say_times(results: dict) -> None:
+    timed = {k: v for k, v in results.items() if isinstance(v, float)}
+    if timed:
+        _say("stage times: " + ", ".join(f"{k} {hms(v)}" for k, v in timed.items()) + f" | total {hms(sum(timed.values()))}")
+
+# %% ../nbs/19c_pipeline.ipynb #2a72b309
+def run_pipeline(plan: Plan, force: bool = False, dry_run: bool = False) -> dict[str, float | str]:
+    "Run (or with `dry_run` print) the plan's stages; returns {stage: seconds or 'skipped: why'}."
+    if plan.missing:
+        _say(f"no notebook for stage(s) {', '.join(plan.missing)}: skipped")
+    env = child_env(plan.base_dir, 1)
+    todo = {s: (None if force else stage_done(s, plan.base_dir, p)) for s, p in plan.params.items()}
+    _start(plan, todo, dry_run)
+    results, ran, background, data_ready = {}, set(), None, False
     try:
         for stage, params in plan.params.items():
-            if todo[stage]:  # done, but is it downstream of something that ran or changed since?
-                why = ran & upstream(stage)
-                why = f"{', '.join(sorted(why))} ran in this run" if why else stage_stale(stage, plan.base_dir, plan.params)
-                if why:
-                    say(f"re-run {stage}: {why}, so its outputs ({todo[stage]}) are stale")
-                    todo[stage] = None
-            if todo[stage]:
-                say(f"skip {stage}: done ({todo[stage]} exist; --force to redo)")
-                results[stage] = f"skipped: {todo[stage]}"
+            if done := _skip(stage, todo[stage], plan, ran):
+                results[stage] = f"skipped: {done}"
                 continue
-            # data preparation
-            if not data_ready and (stage in DATA_STAGES and not _has_shards(plan.base_dir) or (
-                    stage == "tok_train" and PROFILES[plan.profile]["data"].get("source") != "embedded")):
-                data_ready = True  # once per pipeline run
-                now, later = data_commands(PROFILES[plan.profile], plan.base_dir)
-                for c in now:
-                    say(f"data: {shlex.join(c)}") if dry_run else _run_cmd(c, env, "data preparation")
-                source = PROFILES[plan.profile]["data"].get("source", "embedded")
-                bundle = eval_bundle_command(plan.base_dir, source) if source != "embedded" else None
-                if bundle:  # the real CORE bundle now: base_train's periodic CORE would otherwise score the offline one
-                    say(f"CORE bundle: {shlex.join(bundle)}") if dry_run else _run_cmd(bundle, env, "CORE bundle")
-                if later:
-                    if dry_run:
-                        say(f"data (background): {shlex.join(later)}")
-                    else:
-                        say(f"data (background): {shlex.join(later)}")
-                        background = subprocess.Popen(later, env=env, stdout=subprocess.DEVNULL)
-            if stage in ("base_train", "base_loss") and background is not None:
-                say("waiting for the shard download to finish")
-                if background.wait() != 0:
-                    raise StageFailed("the background shard download failed (re-run: python -m nanochat.dataset -n N)")
-                background = None
-            if stage == "base_eval":
-                bundle = eval_bundle_command(plan.base_dir, PROFILES[plan.profile]["data"].get("source", "embedded"))
-                if bundle:
-                    say(f"CORE bundle: {shlex.join(bundle)}") if dry_run else _run_cmd(bundle, env, "CORE bundle")
+            if not data_ready and _needs_data(stage, plan):
+                data_ready, background = True, _prepare_data(plan, env, dry_run)
+            background = _before_stage(stage, plan, env, dry_run, background)
             ran.add(stage)
-            cmd = stage_command(plan.notebooks[stage], plan.run_dir / f"{stage}.ipynb", plan.run_dir / "logs",
-                                params, plan.launch)
-            if dry_run:
-                say(f"{stage}: {shlex.join(cmd)}")
-                results[stage] = "dry run"
-                continue
-            say(f"run {stage} ({plan.notebooks[stage].name}) with {params}")
-            results[stage] = run_stage(stage, plan.notebooks[stage], plan.run_dir, params, plan.launch, plan.base_dir)
-            say(f"{stage} done in {hms(results[stage])} -> {plan.run_dir / (stage + '.ipynb')}")
+            results[stage] = _run_one(stage, params, plan, dry_run)
     finally:
         if background is not None and background.poll() is None:
             background.terminate()
-        if not dry_run and results and plan.launch.node_rank == 0:  # stage times of this run dir, kept across
-            # resumed runs; node 0's alone, as nodes sharing a disk would write the file at once
-            tfile = plan.run_dir / "timings.json"
-            old = json.loads(tfile.read_text()) if tfile.exists() else {}
-            old.update({k: v for k, v in results.items() if isinstance(v, float)})
-            tfile.write_text(json.dumps(old, indent=1))
-    timed = {k: v for k, v in results.items() if isinstance(v, float)}
-    if timed:
-        say("stage times: " + ", ".join(f"{k} {hms(v)}" for k, v in timed.items()) + f" | total {hms(sum(timed.values()))}")
+        if not dry_run and results and plan.launch.node_rank == 0:
+            _save_timings(plan, results)
+    _say_times(results)
     return results
 
-# %% ../nbs/19c_pipeline.ipynb #ca30edf8
-def bench_real_params(notebook: str | os.PathLike) -> dict[str, str]:
-    "The real-size `-p name value` pairs a benchmark notebook states in its markdown: its one backticked span that starts with `-p`."
-    nb = json.loads(Path(notebook).read_text())
-    spans = []
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "markdown":
-            continue
-        src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
-        spans += re.findall(r"`\s*(-p [^`]*)`", src, flags=re.S)  # `bash run_all.sh bench x -p ...` is an example, not read
-    if len(spans) > 1:
-        raise ValueError(f"{Path(notebook).name} states its real sizes {len(spans)} times (backticked spans starting with "
-                         f"`-p`: {', '.join(repr(s[:40]) for s in spans)}); state them once, and quote other runs as commands")
-    found = {}
-    words = shlex.split(spans[0].replace("\n", " ")) if spans else []
-    for i, w in enumerate(words[:-2]):
-        if w == "-p":
-            found[words[i + 1]] = words[i + 2]
-    return found
-
-def bench_notebooks(nbs: str | os.PathLike | None = None) -> list[Path]:
-    "The benchmark notebooks `9x_bench_*.ipynb`, sorted."
-    return sorted(Path(nbs or nbs_dir()).glob("9[0-9]*_bench_*.ipynb"))
-
-def bench_params(notebooks: list[Path], overrides: list | None = None) -> dict[Path, dict]:
-    "Per benchmark notebook {name: value}: its stated real sizes < `-p name` < `-p stem.name`, checked against its parameters."
-    glob, per = {}, {}
-    for k, v in overrides or []:
-        if "." in k:
-            stem, name = k.split(".", 1)
-            per.setdefault(stem, {})[name] = v
-        else:
-            glob[k] = v
-    stems = [nb.stem for nb in notebooks]
-    for stem in per:
-        if stem not in stems:
-            raise ValueError(f"unknown benchmark `{stem}` in `-p {stem}.{next(iter(per[stem]))}`; selected: {', '.join(stems) or 'none'}")
-    declared = {nb: read_parameters(nb) for nb in notebooks}
-    for k in glob:
-        if not any(k in decl for decl in declared.values()):
-            raise ValueError(f"unknown parameter `{k}`: no selected benchmark declares it (benchmarks: {', '.join(stems)})")
-    out = {}
-    for nb, decl in declared.items():
-        real = bench_real_params(nb)
-        for k in [*real, *per.get(nb.stem, {})]:
-            if k not in decl:
-                where = "its prose states" if k in real and k not in per.get(nb.stem, {}) else "`-p` sets"
-                raise ValueError(f"unknown parameter `{k}` for benchmark {nb.stem} ({where} it); it has: {', '.join(decl) or 'none'}")
-        chosen = {**real, **{k: v for k, v in glob.items() if k in decl}, **per.get(nb.stem, {})}
-        out[nb] = {k: coerce_param(f"{nb.stem}.{k}", v, decl[k]["default"]) for k, v in chosen.items()}
-    return out
-
-def run_bench(names: list[str] | None = None, overrides: list | None = None, base_dir=None, nbs=None,
-              dry_run: bool = False) -> dict[str, float | str]:
-    "Run the benchmark notebooks (all, or those whose stem contains one of `names`) at their real sizes."
-    base = Path(base_dir) if base_dir else get_base_dir()
-    run_dir, results = base / "runs" / "bench", {}
-    nbs_found = [p for p in bench_notebooks(nbs) if not names or any(n in p.stem for n in names)]
-    if not nbs_found:
-        print("[pipeline] no benchmark notebook found (nbs/9x_bench_*.ipynb)")
-    for nb, params in bench_params(nbs_found, overrides).items():  # every parameter checked before the first run
-        if dry_run:
-            print(f"[pipeline] {nb.stem}: {shlex.join(stage_command(nb, run_dir / nb.name, run_dir / 'logs', params, Launch()))}")
-            results[nb.stem] = "dry run"
-            continue
-        print(f"[pipeline] bench {nb.stem} with {params}", flush=True)
-        results[nb.stem] = run_stage(nb.stem, nb, run_dir, params, Launch(), base)
-    return results
-
-# %% ../nbs/19c_pipeline.ipynb #7d25daf2
+# %% ../nbs/19c_pipeline.ipynb #ee1143c0
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m nanochat.pipeline",
                                  description="Run the nanochat stage notebooks with papermill under torchrun.")
@@ -624,6 +286,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--nbs-dir", default=None, help="folder of the stage notebooks (default: the course's nbs/)")
     return ap
 
+# %% ../nbs/19c_pipeline.ipynb #c40307b8
 def _default_nproc() -> int:
     try:
         import torch
@@ -631,6 +294,18 @@ def _default_nproc() -> int:
     except ImportError:
         return 1
 
+# %% ../nbs/19c_pipeline.ipynb #5abc2f20
+def _list_stages(profile: str | None, nbs: str | None) -> None:
+    "Print each stage, its notebook, and each parameter with the value the profile gives it."
+    prof = PROFILES[profile or default_profile()]
+    for spec in STAGES:
+        nb = Path(nbs or nbs_dir()) / spec.notebook
+        print(f"{spec.name} ({spec.notebook}{'' if nb.exists() else ', missing'})")
+        for k, d in (read_parameters(nb) if nb.exists() else {}).items():
+            v = prof.get(spec.name, {}).get(k, prof.get("common", {}).get(k, d["default"]))
+            print(f"    {k} = {v!r}  # {d['help']}")
+
+# %% ../nbs/19c_pipeline.ipynb #d6118ef6
 def main(argv: list[str] | None = None) -> int:
     "CLI entry point; returns the exit code."
     args = _parser().parse_args(argv)
@@ -639,13 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             run_bench(args.stages[1:], args.param, args.base_dir, nbs=args.nbs_dir, dry_run=args.dry_run)
             return 0
         if args.list:
-            prof = PROFILES[args.profile or default_profile()]
-            for spec in STAGES:
-                nb = Path(args.nbs_dir or nbs_dir()) / spec.notebook
-                print(f"{spec.name} ({spec.notebook}{'' if nb.exists() else ', missing'})")
-                for k, d in (read_parameters(nb) if nb.exists() else {}).items():
-                    v = prof.get(spec.name, {}).get(k, prof.get("common", {}).get(k, d["default"]))
-                    print(f"    {k} = {v!r}  # {d['help']}")
+            _list_stages(args.profile, args.nbs_dir)
             return 0
         launch = Launch(_default_nproc() if args.nproc is None else args.nproc, args.nnodes, args.node_rank, args.master_addr, args.master_port)
         if launch.nproc < 1 or launch.nnodes < 1 or not 0 <= launch.node_rank < launch.nnodes:

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import torch
+from fastcore.basics import patch
 
 from .common import atomic_write, get_base_dir, get_dist_info
 
@@ -47,6 +48,7 @@ def get_git_info(repo_dir: str | os.PathLike | None = None) -> dict:
             "dirty": bool(status),
             "message": (_run(["git", "log", "-1", "--pretty=%s"], d) or "")[:80]}
 
+# %% ../nbs/19b_report.ipynb #83a18489
 def get_hardware_info() -> dict:
     "CPU model and cores, memory, GPUs (names, memory, CUDA version)."
     cpu = platform.processor() or "unknown"
@@ -105,6 +107,7 @@ def _fmt(v) -> str:
         return f"{v:,}"
     return str(v)
 
+# %% ../nbs/19b_report.ipynb #9bd4cdd6
 def render_section(section: str, data: list, commit: str | None = None) -> str:
     "Markdown for one section: title, timestamp, commit, then each item (dict -> '- k: v' lines, str as-is)."
     out = [f"## {section}", f"timestamp: {_now()}"]
@@ -120,6 +123,7 @@ def render_section(section: str, data: list, commit: str | None = None) -> str:
             out += [f"- {k}: {_fmt(v)}" for k, v in item.items() if v is not None]  # None = not measured
     return "\n".join(out) + "\n\n"
 
+# %% ../nbs/19b_report.ipynb #ef1e928e
 def parse_section(text: str) -> dict[str, str]:
     "The `- key: value` lines of a section as a dict (what the summary table reads)."
     found = {}
@@ -130,6 +134,7 @@ def parse_section(text: str) -> dict[str, str]:
     return found
 
 # %% ../nbs/19b_report.ipynb #4988a7d9
+# a data table: the report's sections and the summary table's rows
 # the stage sections in pipeline order (slugs of the titles the stage notebooks log)
 SECTION_ORDER = ["Tokenizer training", "Tokenizer evaluation", "Base model training", "Base model loss",
                  "Base model evaluation", "Midtraining", "Chat evaluation mid", "Chat SFT",
@@ -230,46 +235,18 @@ class Report:
                          if p not in known and p.name not in ("header.md", "report.md")), key=lambda p: p.stat().st_mtime)
         return [p for p in known if p.exists()] + others
 
-    def reset(self) -> Path:
-        "Start a new run: remove the sections and report.md, write header.md with the start time."
-        for p in [*self.report_dir.glob("*.md"), self.report_dir / "health.json"]:
-            p.unlink(missing_ok=True)
-        path = self.report_dir / "header.md"
-        with atomic_write(path) as tmp:
-            tmp.write_text(generate_header() + f"Run started: {_now()}\n\n---\n\n")
-        return path
+# %% ../nbs/19b_report.ipynb #b4767ad0
+@patch
+def reset(self: Report) -> Path:
+    "Start a new run: remove the sections and report.md, write header.md with the start time."
+    for p in [*self.report_dir.glob("*.md"), self.report_dir / "health.json"]:
+        p.unlink(missing_ok=True)
+    path = self.report_dir / "header.md"
+    with atomic_write(path) as tmp:
+        tmp.write_text(generate_header() + f"Run started: {_now()}\n\n---\n\n")
+    return path
 
-    def generate(self, expected: dict | None = None) -> Path:
-        "Assemble header, sections and the summary table (with total wall-clock time) into report.md; `expected`: health ranges."
-        header = self.report_dir / "header.md"
-        parts = [header.read_text() if header.exists() else generate_header() + "(no header: `reset` was not called)\n\n"]
-        start = _find_time(parts[0], "Run started:")
-        parsed, end = {}, None
-        for p in self.section_files():
-            text = p.read_text()
-            parts.append(text)
-            title = text.splitlines()[0].removeprefix("## ").strip() if text else p.stem
-            parsed[title] = parse_section(text)
-            end = _find_time(text, "timestamp:") or end
-        checks = health_checks(parsed, expected) if expected else []
-        marks = {(c["row"], c["column"]): "✓" if c["ok"] else "✗" for c in checks}
-        parts += ["## Summary\n\n", summary_table(parsed, marks), "\n"]
-        if checks:
-            healthy = all(c["ok"] for c in checks)
-            parts += [f"Health: {sum(c['ok'] for c in checks)} of {len(checks)} headline figures in a healthy run's range "
-                      f"{'✓' if healthy else '✗'}\n\n", health_lines(checks), "\n"]
-            with atomic_write(self.report_dir / "health.json") as tmp:
-                tmp.write_text(json.dumps({"healthy": healthy, "checks": checks}, indent=1))
-        if start and end:
-            mins = int((end - start).total_seconds()) // 60
-            parts.append(f"Total wall clock time: {mins // 60}h{mins % 60:02d}m\n")
-        else:
-            parts.append("Total wall clock time: unknown\n")
-        out = self.report_dir / "report.md"
-        with atomic_write(out) as tmp:
-            tmp.write_text("".join(parts))
-        return out
-
+# %% ../nbs/19b_report.ipynb #424c80aa
 def _find_time(text: str, prefix: str) -> datetime.datetime | None:
     for line in text.splitlines():
         if line.startswith(prefix):
@@ -279,6 +256,53 @@ def _find_time(text: str, prefix: str) -> datetime.datetime | None:
                 return None
     return None
 
+@patch
+def _sections(self: Report) -> tuple[list[str], dict[str, dict], datetime.datetime | None]:
+    "The section texts in order, each parsed ({title: {key: value}}), and the latest timestamp among them."
+    texts, parsed, end = [], {}, None
+    for p in self.section_files():
+        text = p.read_text()
+        texts.append(text)
+        title = text.splitlines()[0].removeprefix("## ").strip() if text else p.stem
+        parsed[title] = parse_section(text)
+        end = _find_time(text, "timestamp:") or end
+    return texts, parsed, end
+
+# %% ../nbs/19b_report.ipynb #4fe0cbf5
+def _health_part(checks: list[dict], report_dir: Path) -> list[str]:
+    "The health lines under the summary table; writes `health.json` beside the report."
+    healthy = all(c["ok"] for c in checks)
+    with atomic_write(report_dir / "health.json") as tmp:
+        tmp.write_text(json.dumps({"healthy": healthy, "checks": checks}, indent=1))
+    return [f"Health: {sum(c['ok'] for c in checks)} of {len(checks)} headline figures in a healthy run's range "
+            f"{'✓' if healthy else '✗'}\n\n", health_lines(checks), "\n"]
+
+def _wall_clock(start: datetime.datetime | None, end: datetime.datetime | None) -> str:
+    if start and end:
+        mins = int((end - start).total_seconds()) // 60
+        return f"Total wall clock time: {mins // 60}h{mins % 60:02d}m\n"
+    return "Total wall clock time: unknown\n"
+
+# %% ../nbs/19b_report.ipynb #0942d540
+@patch
+def generate(self: Report, expected: dict | None = None) -> Path:
+    "Assemble header, sections and the summary table (with total wall-clock time) into report.md; `expected`: health ranges."
+    header = self.report_dir / "header.md"
+    parts = [header.read_text() if header.exists() else generate_header() + "(no header: `reset` was not called)\n\n"]
+    start = _find_time(parts[0], "Run started:")
+    texts, parsed, end = self._sections()
+    checks = health_checks(parsed, expected) if expected else []
+    marks = {(c["row"], c["column"]): "✓" if c["ok"] else "✗" for c in checks}
+    parts += [*texts, "## Summary\n\n", summary_table(parsed, marks), "\n"]
+    if checks:
+        parts += _health_part(checks, self.report_dir)
+    parts.append(_wall_clock(start, end))
+    out = self.report_dir / "report.md"
+    with atomic_write(out) as tmp:
+        tmp.write_text("".join(parts))
+    return out
+
+# %% ../nbs/19b_report.ipynb #e0a5a484
 class DummyReport:
     "A report that writes nothing (for ranks other than 0)."
     def log(self, *args, **kwargs): return None
