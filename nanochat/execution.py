@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 import warnings
 from dataclasses import dataclass
@@ -53,7 +54,13 @@ _DISABLED_OS = ("kill", "killpg", "system", "putenv", "unsetenv", "remove", "rem
 _BLOCKED_MODULES = ("ctypes", "_ctypes", "resource", "_posixsubprocess", "multiprocessing", "psutil", "ipdb",
                     "joblib", "tkinter", "pty")
 
-# %% ../nbs/12_execution.ipynb #52f2dc12
+# %% ../nbs/12_execution.ipynb #82b6a335
+def _opens_for_writing(mode: str | None, flags: int) -> bool:
+    "Whether an `open` audit event (its mode, or its os.open flags when mode is None) can write."
+    return (mode is not None and any(c in mode for c in "wax+")) or (
+        mode is None and bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)))
+
+# %% ../nbs/12_execution.ipynb #1c316b61
 def _audit_hook(workdir: str, blocked=_BLOCKED_EVENTS, path_events=_PATH_EVENTS, realpath=os.path.realpath):
     "An audit hook refusing `blocked` events, writes outside `workdir`, and path events outside it."
     def inside(path) -> bool:
@@ -68,16 +75,10 @@ def _audit_hook(workdir: str, blocked=_BLOCKED_EVENTS, path_events=_PATH_EVENTS,
     def hook(event: str, args: tuple) -> None:
         if event in blocked:
             raise PermissionError(f"sandbox: {event} is not allowed")
-        if event == "open":
-            path, mode, flags = args
-            writing = (mode is not None and any(c in mode for c in "wax+")) or (
-                mode is None and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
-            if writing and not inside(path):
-                raise PermissionError(f"sandbox: writing {path!r} outside the working directory")
-        elif event in path_events:
-            paths = [a for a in args if isinstance(a, (str, bytes, os.PathLike))]
-            if not all(inside(p) for p in paths):
-                raise PermissionError(f"sandbox: {event} outside the working directory")
+        if event == "open" and _opens_for_writing(args[1], args[2]) and not inside(args[0]):
+            raise PermissionError(f"sandbox: writing {args[0]!r} outside the working directory")
+        if event in path_events and not all(inside(p) for p in args if isinstance(p, (str, bytes, os.PathLike))):
+            raise PermissionError(f"sandbox: {event} outside the working directory")
     return hook
 
 # %% ../nbs/12_execution.ipynb #0addbb39
@@ -97,23 +98,19 @@ def _guard(workdir: str) -> None:
         sys.modules[name] = None  # `import name` now raises ImportError
     sys.addaudithook(_audit_hook(workdir))
 
-# %% ../nbs/12_execution.ipynb #22788c29
-def _child_main() -> None:
-    "The child: read the program from stdin, guard the interpreter, run it; if it returned, copy the nonce to the marker pipe."
-    import traceback
-    guard, marker_fd, nonce_fd = sys.argv[1] == "guard", int(sys.argv[2]), int(sys.argv[3])
+# %% ../nbs/12_execution.ipynb #22f05671
+def _read_program() -> str:
+    "The program, read from stdin; then the program's own stdin is /dev/null."
     with open(0, "rb", closefd=False) as f:
         source = f.read().decode("utf-8")
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)  # the program's stdin is empty
     os.close(devnull)
-    try:  # inside a user namespace this counts this sandbox's processes only
-        resource.setrlimit(resource.RLIMIT_NPROC, (_MAX_PROCS, _MAX_PROCS))
-    except (ValueError, OSError):
-        pass
-    read, write, flush = os.read, os.write, (sys.stdout.flush, sys.stderr.flush)  # kept before the guard disables things
-    if guard:
-        _guard(os.path.realpath(os.getcwd()))
+    return source
+
+# %% ../nbs/12_execution.ipynb #991bdfee
+def _run_program(source: str, flush: tuple) -> bool:
+    "Run `source` as __main__; True if it returned normally and its output could be flushed."
     ok = False
     try:
         exec(compile(source, "<program>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
@@ -126,8 +123,22 @@ def _child_main() -> None:
         for fl in flush:
             fl()
     except Exception:
-        ok = False  # the output could not be written (e.g. the output limit)
-    if ok:
+        return False  # the output could not be written (e.g. the output limit)
+    return ok
+
+# %% ../nbs/12_execution.ipynb #66885825
+def _child_main() -> None:
+    "The child: read the program from stdin, guard the interpreter, run it; if it returned, copy the nonce to the marker pipe."
+    guard, marker_fd, nonce_fd = sys.argv[1] == "guard", int(sys.argv[2]), int(sys.argv[3])
+    source = _read_program()
+    try:  # inside a user namespace this counts this sandbox's processes only
+        resource.setrlimit(resource.RLIMIT_NPROC, (_MAX_PROCS, _MAX_PROCS))
+    except (ValueError, OSError):
+        pass
+    read, write, flush = os.read, os.write, (sys.stdout.flush, sys.stderr.flush)  # kept before the guard disables things
+    if guard:
+        _guard(os.path.realpath(os.getcwd()))
+    if _run_program(source, flush):
         write(marker_fd, read(nonce_fd, 64))
 
 # %% ../nbs/12_execution.ipynb #4dc3c7cb
@@ -203,27 +214,32 @@ def _kill_cgroup(path: Path) -> None:
     except OSError:
         pass
 
-# %% ../nbs/12_execution.ipynb #1c0ccc88
+# %% ../nbs/12_execution.ipynb #a31ec765
+def _cgroup_v2(max_pids: int, max_bytes: int | None) -> Path | None:
+    "A per-run cgroup v2 child of ours with pids.max (and memory.max), or None."
+    own = _own_cgroup(None)
+    if own is None or not Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        return None
+    mem = {} if max_bytes is None else {"memory.max": max_bytes}
+    return _make_cgroup(Path("/sys/fs/cgroup") / own.lstrip("/"), {"pids.max": max_pids, **mem})
+
+def _cgroup_v1(controller: str, limits: dict[str, int]) -> Path | None:
+    "A per-run cgroup in the v1 hierarchy of `controller` with `limits` written, or None."
+    own = _own_cgroup(controller)
+    return None if own is None else _make_cgroup(Path("/sys/fs/cgroup") / controller / own.lstrip("/"), limits)
+
+# %% ../nbs/12_execution.ipynb #f7640b56
 class _RunCgroup:
     "The cgroups of one run: pids (always) and memory (when `max_bytes` is given), v2 or v1, where the machine lets us."
     def __init__(self, max_pids: int = _MAX_PROCS, max_bytes: int | None = None):
-        self.paths, self.pids, self.memory = [], False, False
-        mem = {} if max_bytes is None else {"memory.max": max_bytes}
-        v2 = _own_cgroup(None)
-        if v2 is not None and Path("/sys/fs/cgroup/cgroup.controllers").exists():
-            path = _make_cgroup(Path("/sys/fs/cgroup") / v2.lstrip("/"), {"pids.max": max_pids, **mem})
-            if path is not None:
-                self.paths, self.pids, self.memory = [path], True, bool(mem)
-                return
-        v1_pids, v1_mem = _own_cgroup("pids"), _own_cgroup("memory")
-        if v1_pids is not None:
-            path = _make_cgroup(Path("/sys/fs/cgroup/pids") / v1_pids.lstrip("/"), {"pids.max": max_pids})
-            self.pids = path is not None
-            self.paths += [path] if path else []
-        if v1_mem is not None and max_bytes is not None:
-            path = _make_cgroup(Path("/sys/fs/cgroup/memory") / v1_mem.lstrip("/"), {"memory.limit_in_bytes": max_bytes})
-            self.memory = path is not None
-            self.paths += [path] if path else []
+        path = _cgroup_v2(max_pids, max_bytes)
+        if path is not None:
+            self.paths, self.pids, self.memory = [path], True, max_bytes is not None
+            return
+        pids = _cgroup_v1("pids", {"pids.max": max_pids})
+        memory = None if max_bytes is None else _cgroup_v1("memory", {"memory.limit_in_bytes": max_bytes})
+        self.paths = [p for p in (pids, memory) if p is not None]
+        self.pids, self.memory = pids is not None, memory is not None
 
     def join(self) -> None:
         "Move the calling process into the cgroups (called in the child before exec; best effort)."
@@ -292,7 +308,23 @@ def _lift_children(top: int, name: str) -> bool:
         os.close(sub)
     return moved
 
-# %% ../nbs/12_execution.ipynb #4041f06d
+# %% ../nbs/12_execution.ipynb #5dbe9872
+def _flatten_once(top: int) -> bool:
+    "One round over the open directory `top`: remove each entry, or lift a non-empty directory's entries up; True if anything changed."
+    progress = False
+    for name in os.listdir(top):
+        for remove in (os.unlink, os.rmdir):
+            try:
+                remove(name, dir_fd=top)
+                progress = True
+                break
+            except OSError:
+                pass
+        else:  # a non-empty directory: move its entries up into `top`
+            progress = _lift_children(top, name) or progress
+    return progress
+
+# %% ../nbs/12_execution.ipynb #3d50b65e
 def _remove_tree(path: str | Path) -> None:
     "Delete a directory tree of any depth, without recursion and without raising (what resists is left)."
     try:
@@ -301,18 +333,7 @@ def _remove_tree(path: str | Path) -> None:
         return
     try:
         for _ in range(1_000_000):  # each round empties or flattens one level below `top`
-            progress = False
-            for name in os.listdir(top):
-                for remove in (os.unlink, os.rmdir):
-                    try:
-                        remove(name, dir_fd=top)
-                        progress = True
-                        break
-                    except OSError:
-                        pass
-                else:  # a non-empty directory: move its entries up into `top`
-                    progress = _lift_children(top, name) or progress
-            if not progress:
+            if not _flatten_once(top):
                 break
     except OSError:
         pass
@@ -363,12 +384,13 @@ def _bwrap_argv(bwrap: str) -> tuple[list[str], list[int]]:
         argv += ["--setenv", k, v]
     return argv + ["--chdir", _SANDBOX_HOME], fds
 
-# %% ../nbs/12_execution.ipynb #442c12fc
+# %% ../nbs/12_execution.ipynb #f8a61184
 _NOT_ISOLATED = ("execute_code is NOT isolated on this machine: bubblewrap ('bwrap') is missing or cannot create "
                  "namespaces here, so programs run with resource limits and Python-level guards only, which a "
                  "determined program gets around (it can read your files and reach your network). Install it "
                  "(Debian/Ubuntu: apt-get install bubblewrap; Fedora: dnf install bubblewrap), or run untrusted code in a VM.")
 
+# %% ../nbs/12_execution.ipynb #71cd9673
 @functools.lru_cache(maxsize=None)
 def _isolation() -> tuple[list[str] | None, int | None, list[int]]:
     "(bubblewrap's argv or None, the uid to drop to or None, its fds), probed once; warns once, loudly, without bubblewrap."
@@ -466,26 +488,36 @@ def _describe_failure(returncode: int, stderr: str, out_full: bool) -> str:
     lines = [l for l in stderr.strip().splitlines() if l.strip()]
     return lines[-1][:500] if lines else f"exited with status {returncode} before finishing"
 
-# %% ../nbs/12_execution.ipynb #2a9e6ba6
-def _run(root: Path, timeout: float, maximum_memory_bytes: int | None, guard: bool) -> tuple[bool, bool, int]:
-    "Run root/program.py once: (the nonce came back, timed out, exit status)."
-    cgroup = _RunCgroup(max_bytes=None if maximum_memory_bytes is None else maximum_memory_bytes + 2 * _TMPFS_BYTES)
+# %% ../nbs/12_execution.ipynb #4da2b319
+def _nonce_pipes() -> tuple[bytes, int, int, int]:
+    "A fresh nonce already written into a pipe: (nonce, that pipe's read end, the marker pipe's read end, its write end)."
     nonce = secrets.token_hex(16).encode()  # 128 random bits, new for every run
     marker_r, marker_w = os.pipe()
     nonce_r, nonce_w = os.pipe()
     os.write(nonce_w, nonce)
     os.close(nonce_w)
+    return nonce, nonce_r, marker_r, marker_w
+
+def _read_marker(marker_r: int) -> bytes:
+    "What the child wrote to the marker pipe (empty if nothing), without waiting."
+    os.set_blocking(marker_r, False)
+    try:
+        return os.read(marker_r, 64)
+    except BlockingIOError:
+        return b""
+
+# %% ../nbs/12_execution.ipynb #b1ed7dfc
+def _run(root: Path, timeout: float, maximum_memory_bytes: int | None, guard: bool) -> tuple[bool, bool, int]:
+    "Run root/program.py once: (the nonce came back, timed out, exit status)."
+    cgroup = _RunCgroup(max_bytes=None if maximum_memory_bytes is None else maximum_memory_bytes + 2 * _TMPFS_BYTES)
+    nonce, nonce_r, marker_r, marker_w = _nonce_pipes()
     try:
         with open(root / "stdout", "wb") as out, open(root / "stderr", "wb") as err:
             proc = _launch(root, out, err, marker_w, nonce_r, maximum_memory_bytes, cgroup, guard)
         os.close(marker_w)  # from here on only the child holds the write end
         marker_w = -1
         timed_out = _wait(proc, timeout, cgroup)
-        os.set_blocking(marker_r, False)
-        try:
-            marker = os.read(marker_r, 64)
-        except BlockingIOError:
-            marker = b""
+        marker = _read_marker(marker_r)
     finally:
         for fd in (marker_r, marker_w, nonce_r):
             if fd >= 0:
