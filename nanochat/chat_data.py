@@ -106,7 +106,7 @@ def task_name(spelling: str) -> str:
         raise ValueError(f"unknown task `{spelling}`; tasks: {', '.join(TASKS)}")
     return found
 
-# %% ../nbs/18_chat_data.ipynb #c61c2c27
+# %% ../nbs/18_chat_data.ipynb #d6175717
 def _tasks():
     import nanochat.tasks as T  # late: the toy tasks need none of the dataset code
     return T
@@ -114,6 +114,7 @@ def _tasks():
 def _stop(n: int | None) -> dict:
     return {} if n is None else {"stop": n}
 
+# %% ../nbs/18_chat_data.ipynb #d571cb8e
 for _name, _build, _evaluated in [  # a data table: name, builder(split, n, source, base), scored by chat_eval
     ("ToyMath", lambda split, n, src, base: ToyMath(split, size=n or 1000), True),
     ("ToyChoice", lambda split, n, src, base: ToyChoice(split, size=n or 1000), True),

@@ -94,7 +94,18 @@ def _pass_at_k(outcomes: list[list[bool]], num_samples: int, device) -> dict:
         out[f"pass@{k}"] = passed / total if total else float("nan")
     return {**out, "passed": passed, "total": total}
 
-# %% ../nbs/18a_chat_eval.ipynb #ff92e062
+# %% ../nbs/18a_chat_eval.ipynb #7a1ec381
+def _generative_summary(engine, task, outcomes: list[list[bool]], formed: int, samples: list, num_samples: int) -> dict:
+    "run_generative's result: pass@k over all ranks, the well-formed share where the task has one, the samples."
+    device = next(engine.model.parameters()).device if hasattr(engine, "model") else torch.device("cpu")
+    out = _pass_at_k(outcomes, num_samples, device)
+    if hasattr(task, "well_formed"):
+        formed, total = _reduce_counts(formed, len(outcomes), device)
+        out["well_formed"] = formed / total if total else float("nan")
+    return {**out, "accuracy": out[f"pass@{num_samples}"], "samples": samples,
+            "outcomes": outcomes}  # outcomes: this rank's problems, in order, one bool per sample
+
+# %% ../nbs/18a_chat_eval.ipynb #df91253a
 @torch.no_grad()
 def run_generative(engine, tokenizer, task, num_samples: int = 1, max_new_tokens: int = 256, temperature: float = 0.0,
                    top_k: int | None = 50, batch_size: int = 8, max_problems: int | None = None, seed: int = 42,
@@ -115,13 +126,7 @@ def run_generative(engine, tokenizer, task, num_samples: int = 1, max_new_tokens
         if len(samples) < 4:
             first = conv["messages"][0]["content"]
             samples.append((first if isinstance(first, str) else "", texts[0]))
-    device = next(engine.model.parameters()).device if hasattr(engine, "model") else torch.device("cpu")
-    out = _pass_at_k(outcomes, num_samples, device)
-    if hasattr(task, "well_formed"):
-        formed, total = _reduce_counts(formed, len(outcomes), device)
-        out["well_formed"] = formed / total if total else float("nan")
-    return {**out, "accuracy": out[f"pass@{num_samples}"], "samples": samples,
-            "outcomes": outcomes}  # outcomes: this rank's problems, in order, one bool per sample
+    return _generative_summary(engine, task, outcomes, formed, samples, num_samples)
 
 # %% ../nbs/18a_chat_eval.ipynb #a86928ce
 def paired_gain(before: list[bool], after: list[bool]) -> dict:

@@ -142,9 +142,24 @@ async def _take_worker(pool: WorkerPool, is_disconnected=None) -> Worker | None:
         return None
     return worker
 
-# %% ../nbs/81c_chat_pool.ipynb #97b14834
+# %% ../nbs/81c_chat_pool.ipynb #1935221c
 _DONE = object()
 
+def _produce(loop, queue: asyncio.Queue, worker: Worker, req: ChatRequest, prompt: list[int], max_tokens: int,
+             seed: int, stop: threading.Event, generated: list[int]) -> None:
+    "In a pool thread: sample the reply, handing each token (or the exception) to the loop's queue, then _DONE."
+    try:
+        with torch.inference_mode():
+            for token in reply_tokens(worker.engine, worker.tokenizer, prompt, max_tokens, req.temperature,
+                                      req.top_k, seed, stop):
+                generated[0] += 1
+                loop.call_soon_threadsafe(queue.put_nowait, token)
+    except BaseException as e:  # handed to the event loop, which raises it in the request
+        loop.call_soon_threadsafe(queue.put_nowait, e)
+    finally:
+        loop.call_soon_threadsafe(queue.put_nowait, _DONE)
+
+# %% ../nbs/81c_chat_pool.ipynb #3fdd8c56
 def _start_generation(pool: WorkerPool, worker: Worker, req: ChatRequest, prompt: list[int], max_tokens: int,
                       stop: threading.Event) -> tuple[asyncio.Queue, asyncio.Future]:
     "Sample the reply in a pool thread: (queue of its tokens ending in _DONE, the thread's future)."
@@ -154,24 +169,13 @@ def _start_generation(pool: WorkerPool, worker: Worker, req: ChatRequest, prompt
     worker.requests += 1
     generated = [0]  # tokens the thread sampled (a client that left early may not have read them all)
 
-    def produce():  # runs in a worker thread
-        try:
-            with torch.inference_mode():
-                for token in reply_tokens(worker.engine, worker.tokenizer, prompt, max_tokens, req.temperature,
-                                          req.top_k, seed, stop):
-                    generated[0] += 1
-                    loop.call_soon_threadsafe(queue.put_nowait, token)
-        except BaseException as e:  # handed to the event loop, which raises it in the request
-            loop.call_soon_threadsafe(queue.put_nowait, e)
-        finally:
-            loop.call_soon_threadsafe(queue.put_nowait, _DONE)
-
     def done(_):  # on the event loop, once the thread has stopped
         worker.tokens += generated[0]
         pool.stats.tokens += generated[0]
         pool.release(worker)
 
-    future = loop.run_in_executor(pool.executor, produce)
+    future = loop.run_in_executor(pool.executor, _produce, loop, queue, worker, req, prompt, max_tokens, seed, stop,
+                                  generated)
     future.add_done_callback(done)
     return queue, future
 
@@ -188,7 +192,21 @@ def _cut(pieces: list[tuple[str, str]], stops: StopText) -> list[tuple[str, str]
             out += [("text", stops.flush()), (kind, text)]
     return [p for p in out if p[1]]
 
-# %% ../nbs/81c_chat_pool.ipynb #a671384c
+# %% ../nbs/81c_chat_pool.ipynb #b20c2bd6
+async def _read_pieces(queue: asyncio.Queue, text: TextStream, stops: StopText,
+                       count: list[int]) -> AsyncIterator[tuple[str, str]]:
+    "The reply's `(kind, text)` pieces as the thread's tokens arrive, cut at a stop string; count[0] counts the tokens."
+    while not stops.hit and (item := await queue.get()) is not _DONE:
+        if isinstance(item, BaseException):
+            raise item
+        count[0] += 1
+        for piece in _cut(text.push(item), stops):
+            yield piece
+    for piece in _cut(text.flush(), stops) + ([] if stops.hit else [("text", stops.flush())]):
+        if piece[1]:
+            yield piece
+
+# %% ../nbs/81c_chat_pool.ipynb #2bfd75be
 async def stream_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int],
                        is_disconnected=None) -> AsyncIterator[tuple[str, str] | Finish]:
     "Wait for a worker, sample the reply to `prompt` in its thread; yield `(kind, text)` pieces, then a `Finish`."
@@ -198,21 +216,15 @@ async def stream_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int],
     stop = threading.Event()
     max_tokens = min(req.max_tokens, worker.context - len(prompt))
     queue, future = _start_generation(pool, worker, req, prompt, max_tokens, stop)
-    text, stops, n, finished = TextStream(worker.tokenizer), StopText(req.stop), 0, False
+    stops, count, finished = StopText(req.stop), [0], False
     try:
-        while not stops.hit and (item := await queue.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            n += 1
-            for piece in _cut(text.push(item), stops):
-                yield piece
-        for piece in _cut(text.flush(), stops) + ([] if stops.hit else [("text", stops.flush())]):
-            if piece[1]:
-                yield piece
+        async for piece in _read_pieces(queue, TextStream(worker.tokenizer), stops, count):
+            yield piece
         stop.set()  # a stop string: the thread ends at its next token
         await future  # the thread has ended and (its callback ran first) the worker is free again
         finished = True
         pool.stats.completed += 1
+        n = count[0]
         yield Finish("length" if n >= max_tokens and not stops.hit else "stop", len(prompt), n, worker.index)
     except (asyncio.CancelledError, GeneratorExit):  # the client went away
         if not finished:

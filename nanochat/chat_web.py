@@ -156,16 +156,9 @@ def _info_routes(app: FastAPI, pool: WorkerPool, model_name: str) -> None:
         return {"object": "list", "data": [{"id": model_name, "object": "model",
                                             "created": int(pool.stats.started), "owned_by": "nanochat"}]}
 
-# %% ../nbs/81d_chat_web.ipynb #3c37c736
-def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_k: int = 50,
-               max_tokens: int = 512, host: str = "127.0.0.1", read_timeout: float = 10.0) -> FastAPI:
-    "The FastAPI app: /, /chat/completions (SSE), /v1/chat/completions, /v1/models, /health, /stats."
-    app = FastAPI(title="nanochat")
-    app.add_middleware(RequestGuard, host=host, read_timeout=read_timeout)  # Host, Content-Type, body limits
-    defaults = dict(temperature=temperature, top_k=top_k, max_tokens=max_tokens)
-    app.add_exception_handler(RequestError, _refuse)
-    _info_routes(app, pool, model_name)
-
+# %% ../nbs/81d_chat_web.ipynb #98be6a95
+def _chat_route(app: FastAPI, pool: WorkerPool, defaults: dict) -> None:
+    "POST /chat/completions: the reference's protocol, always streamed as Server-Sent Events."
     @app.post("/chat/completions")
     async def chat(request: Request):
         req = await _read_request(request, defaults)
@@ -174,6 +167,9 @@ def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_
         stream = stream_reply(pool, req, prompt, request.is_disconnected)
         return StreamingResponse(_reference_events(stream), media_type="text/event-stream")
 
+# %% ../nbs/81d_chat_web.ipynb #2259df9a
+def _openai_route(app: FastAPI, pool: WorkerPool, defaults: dict, model_name: str) -> None:
+    "POST /v1/chat/completions: OpenAI's protocol, whole or streamed."
     @app.post("/v1/chat/completions")
     async def openai_chat(request: Request):
         req = await _read_request(request, defaults)
@@ -184,6 +180,18 @@ def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_
         pool.admit()
         stream = stream_reply(pool, req, prompt, request.is_disconnected)
         return StreamingResponse(_openai_events(stream, head, req.include_usage), media_type="text/event-stream")
+
+# %% ../nbs/81d_chat_web.ipynb #4ea53075
+def create_app(pool: WorkerPool, model_name: str, temperature: float = 0.8, top_k: int = 50,
+               max_tokens: int = 512, host: str = "127.0.0.1", read_timeout: float = 10.0) -> FastAPI:
+    "The FastAPI app: /, /chat/completions (SSE), /v1/chat/completions, /v1/models, /health, /stats."
+    app = FastAPI(title="nanochat")
+    app.add_middleware(RequestGuard, host=host, read_timeout=read_timeout)  # Host, Content-Type, body limits
+    defaults = dict(temperature=temperature, top_k=top_k, max_tokens=max_tokens)
+    app.add_exception_handler(RequestError, _refuse)
+    _info_routes(app, pool, model_name)
+    _chat_route(app, pool, defaults)
+    _openai_route(app, pool, defaults, model_name)
     return app
 
 # %% ../nbs/81d_chat_web.ipynb #d8be4517

@@ -158,24 +158,30 @@ def new_conversation(self: ChatWidget, _=None) -> None:
     self.transcript.value = render_transcript([])
     self.status.value = ""
 
-# %% ../nbs/80_chat.ipynb #bba99382
+# %% ../nbs/80_chat.ipynb #ab85d6f2
+@patch
+def _stream_into(self: ChatWidget, reply: dict) -> None:
+    "Append `reply` to the conversation and stream the model's answer into it, piece by piece."
+    engine, tokenizer, context = self._model()
+    prompt = prompt_tokens(tokenizer, self.messages, context)
+    self.messages.append(reply)
+    stream = TextStream(tokenizer)
+    tokens = reply_tokens(engine, tokenizer, prompt, min(self.max_tokens.value, context - len(prompt)),
+                          self.temperature.value, self.top_k.value or None, seed=self._rng.randrange(2**31))
+    for token in tokens:
+        for kind, text in stream.push(token):
+            self._add_piece(reply, kind, text)
+    for kind, text in stream.flush():
+        self._add_piece(reply, kind, text)
+
+# %% ../nbs/80_chat.ipynb #0e1fee05
 @patch
 def _reply(self: ChatWidget) -> None:
     "Stream the assistant's reply to the conversation into the transcript."
     self._busy(True)
     reply, error = {"role": "assistant", "content": []}, None
     try:
-        engine, tokenizer, context = self._model()
-        prompt = prompt_tokens(tokenizer, self.messages, context)
-        self.messages.append(reply)
-        stream = TextStream(tokenizer)
-        tokens = reply_tokens(engine, tokenizer, prompt, min(self.max_tokens.value, context - len(prompt)),
-                              self.temperature.value, self.top_k.value or None, seed=self._rng.randrange(2**31))
-        for token in tokens:
-            for kind, text in stream.push(token):
-                self._add_piece(reply, kind, text)
-        for kind, text in stream.flush():
-            self._add_piece(reply, kind, text)
+        self._stream_into(reply)
     except ValueError as e:  # the conversation no longer fits the model's context
         error = str(e)
     except Exception as e:  # shown in the widget: a chat window should not print tracebacks

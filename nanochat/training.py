@@ -49,7 +49,7 @@ def cpu_peak_flops(cpuinfo: str, threads: int) -> float | None:
     per_cycle = 64 if "avx512f" in flags else 32 if "fma" in flags else 8
     return max(mhz) * 1e6 * per_cycle * threads if mhz else None
 
-# %% ../nbs/16_training.ipynb #01a5e669
+# %% ../nbs/16_training.ipynb #1111876b
 def matmul_peak(dtype: "torch.dtype", n: int = 1024, reps: int = 3) -> float:
     "Best-of-reps FLOP/s of an n x n matmul in `dtype` on the current threads, over the layouts a @ b and a @ b.T."
     import time
@@ -64,6 +64,7 @@ def matmul_peak(dtype: "torch.dtype", n: int = 1024, reps: int = 3) -> float:
             best = min(best, time.perf_counter() - t0)
     return 2 * n ** 3 / best
 
+# %% ../nbs/16_training.ipynb #bf0e9b23
 def measured_cpu_peak(dtype: "torch.dtype", base_dir: str | os.PathLike, n: int = 1024) -> float:
     "This CPU's matmul peak in `dtype` on the current thread count, measured once per machine and cached in base_dir."
     import json
