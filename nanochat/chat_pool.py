@@ -224,14 +224,12 @@ async def stream_reply(pool: WorkerPool, req: ChatRequest, prompt: list[int],
         await future  # the thread has ended and (its callback ran first) the worker is free again
         finished = True
         pool.stats.completed += 1
-        n = count[0]
-        yield Finish("length" if n >= max_tokens and not stops.hit else "stop", len(prompt), n, worker.index)
-    except (asyncio.CancelledError, GeneratorExit):  # the client went away
-        if not finished:
+        yield Finish("length" if count[0] >= max_tokens and not stops.hit else "stop", len(prompt), count[0], worker.index)
+    except BaseException as e:
+        if not isinstance(e, (asyncio.CancelledError, GeneratorExit)):
+            pool.stats.failed += 1
+        elif not finished:  # the client went away
             pool.stats.cancelled += 1
-        raise
-    except BaseException:
-        pool.stats.failed += 1
         raise
     finally:
         stop.set()  # a client gone mid-stream: the thread stops at its next token
