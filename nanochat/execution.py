@@ -42,17 +42,13 @@ _BLOCKED_EVENTS = frozenset({  # audit events refused outright in the child (fro
     "socket.getaddrinfo", "ctypes.dlopen", "ctypes.dlsym", "ctypes.cdata", "resource.setrlimit",
     "resource.prlimit", "os.setuid", "os.chroot", "os.chdir", "sys.addaudithook", "pty.spawn", "webbrowser.open",
 })
+
+# %% ../nbs/12_execution.ipynb #4fde2d66
 _PATH_EVENTS = frozenset({  # audit events allowed only on paths inside the working directory
     "os.remove", "os.rmdir", "os.rename", "os.truncate", "os.chmod", "os.chown", "os.link", "os.symlink",
     "os.mkdir", "os.utime", "os.chflags", "os.setxattr", "os.removexattr", "shutil.rmtree", "shutil.move",
     "shutil.copyfile", "shutil.copytree", "shutil.chown", "sqlite3.connect",
 })
-_DISABLED_OS = ("kill", "killpg", "system", "putenv", "unsetenv", "remove", "removedirs", "rmdir", "fchdir",
-                "setuid", "setgid", "setsid", "fork", "forkpty", "rename", "renames", "truncate", "replace",
-                "unlink", "fchmod", "fchown", "chmod", "chown", "chroot", "lchown", "chdir", "_exit",
-                "execv", "execve", "execl", "execvp", "spawnv", "spawnve", "posix_spawn", "posix_spawnp", "popen")
-_BLOCKED_MODULES = ("ctypes", "_ctypes", "resource", "_posixsubprocess", "multiprocessing", "psutil", "ipdb",
-                    "joblib", "tkinter", "pty")
 
 # %% ../nbs/12_execution.ipynb #82b6a335
 def _opens_for_writing(mode: str | None, flags: int) -> bool:
@@ -80,6 +76,14 @@ def _audit_hook(workdir: str, blocked=_BLOCKED_EVENTS, path_events=_PATH_EVENTS,
         if event in path_events and not all(inside(p) for p in args if isinstance(p, (str, bytes, os.PathLike))):
             raise PermissionError(f"sandbox: {event} outside the working directory")
     return hook
+
+# %% ../nbs/12_execution.ipynb #97521c8e
+_DISABLED_OS = ("kill", "killpg", "system", "putenv", "unsetenv", "remove", "removedirs", "rmdir", "fchdir",
+                "setuid", "setgid", "setsid", "fork", "forkpty", "rename", "renames", "truncate", "replace",
+                "unlink", "fchmod", "fchown", "chmod", "chown", "chroot", "lchown", "chdir", "_exit",
+                "execv", "execve", "execl", "execvp", "spawnv", "spawnve", "posix_spawn", "posix_spawnp", "popen")
+_BLOCKED_MODULES = ("ctypes", "_ctypes", "resource", "_posixsubprocess", "multiprocessing", "psutil", "ipdb",
+                    "joblib", "tkinter", "pty")
 
 # %% ../nbs/12_execution.ipynb #0addbb39
 def _guard(workdir: str) -> None:
@@ -126,15 +130,20 @@ def _run_program(source: str, flush: tuple) -> bool:
         return False  # the output could not be written (e.g. the output limit)
     return ok
 
+# %% ../nbs/12_execution.ipynb #ce198ccf
+def _limit_processes() -> None:
+    "Cap the processes and threads of this user at _MAX_PROCS (best effort)."
+    try:  # inside a user namespace this counts this sandbox's processes only
+        resource.setrlimit(resource.RLIMIT_NPROC, (_MAX_PROCS, _MAX_PROCS))
+    except (ValueError, OSError):
+        pass
+
 # %% ../nbs/12_execution.ipynb #66885825
 def _child_main() -> None:
     "The child: read the program from stdin, guard the interpreter, run it; if it returned, copy the nonce to the marker pipe."
     guard, marker_fd, nonce_fd = sys.argv[1] == "guard", int(sys.argv[2]), int(sys.argv[3])
     source = _read_program()
-    try:  # inside a user namespace this counts this sandbox's processes only
-        resource.setrlimit(resource.RLIMIT_NPROC, (_MAX_PROCS, _MAX_PROCS))
-    except (ValueError, OSError):
-        pass
+    _limit_processes()
     read, write, flush = os.read, os.write, (sys.stdout.flush, sys.stderr.flush)  # kept before the guard disables things
     if guard:
         _guard(os.path.realpath(os.getcwd()))
@@ -159,20 +168,26 @@ def _own_cgroup(controller: str | None) -> str | None:
     return None
 
 # %% ../nbs/12_execution.ipynb #931c708e
+def _parent_gone(pid: int) -> bool:
+    "Whether the process `pid` no longer exists (one we may not signal still does)."
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+# %% ../nbs/12_execution.ipynb #18be035a
 def _remove_stale(parent: Path) -> None:
     "Remove empty run cgroups left by parents that died (their pid is in the name)."
     try:
         for path in parent.glob("nanochat_exec_*"):
-            pid = int(path.name.split("_")[2])
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            if _parent_gone(int(path.name.split("_")[2])):
                 try:
                     path.rmdir()  # fails (and is left alone) while processes remain in it
                 except OSError:
                     pass
-            except PermissionError:
-                pass
     except (OSError, ValueError, IndexError):
         pass
 
@@ -194,20 +209,25 @@ def _make_cgroup(parent: Path, limits: dict[str, int]) -> Path | None:
         return None
 
 # %% ../nbs/12_execution.ipynb #8f393ab4
+def _kill_round(path: Path) -> bool:
+    "SIGKILL each process now in the cgroup at `path`; False if there was none (or no cgroup)."
+    try:
+        pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
+    except OSError:
+        return False
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return bool(pids)
+
+# %% ../nbs/12_execution.ipynb #6ea81758
 def _kill_cgroup(path: Path) -> None:
     "SIGKILL every process in the cgroup at `path`, then remove it (best effort)."
     for _ in range(200):
-        try:
-            pids = [int(p) for p in (path / "cgroup.procs").read_text().split()]
-        except OSError:
+        if not _kill_round(path):
             break
-        if not pids:
-            break
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.01)
     try:
         path.rmdir()
@@ -223,6 +243,7 @@ def _cgroup_v2(max_pids: int, max_bytes: int | None) -> Path | None:
     mem = {} if max_bytes is None else {"memory.max": max_bytes}
     return _make_cgroup(Path("/sys/fs/cgroup") / own.lstrip("/"), {"pids.max": max_pids, **mem})
 
+# %% ../nbs/12_execution.ipynb #5b820e4a
 def _cgroup_v1(controller: str, limits: dict[str, int]) -> Path | None:
     "A per-run cgroup in the v1 hierarchy of `controller` with `limits` written, or None."
     own = _own_cgroup(controller)
@@ -256,8 +277,6 @@ class _RunCgroup:
             _kill_cgroup(path)
 
 # %% ../nbs/12_execution.ipynb #98ffd3d6
-_CLONE_NEWNET = 0x40000000
-
 @functools.lru_cache(maxsize=None)
 def _libc_unshare():
     "libc's unshare(2), loaded in the parent (importing in a forked child can deadlock), or None."
@@ -266,6 +285,9 @@ def _libc_unshare():
         return ctypes.CDLL(None, use_errno=True).unshare
     except (OSError, AttributeError):
         return None
+
+# %% ../nbs/12_execution.ipynb #9a6d4cd9
+_CLONE_NEWNET = 0x40000000
 
 def _unshare_network() -> bool:
     "Move the calling process into a new, empty network namespace; False if the OS refuses."
@@ -284,6 +306,7 @@ def _set_limits(maximum_memory_bytes: int | None) -> None:
         except (ValueError, OSError):
             pass
 
+# %% ../nbs/12_execution.ipynb #febb910a
 def _drop_to(uid: int) -> None:
     "Become `uid` (group `uid`, no supplementary groups) for good: run as root, we give root away first."
     os.setgroups([])
@@ -366,6 +389,18 @@ def _bound_paths() -> list[str]:
             out.append(p)
     return out
 
+# %% ../nbs/12_execution.ipynb #85a46f17
+def _bind_read_only(argv: list[str], paths: list[str]) -> list[int]:
+    "Append to `argv` a read-only bind of each of `paths` (links recreated as links); the fds it opened."
+    fds = []
+    for p in paths:  # opened by us, so bubblewrap needs no right to look them up once we dropped root
+        if os.path.islink(p):
+            argv += ["--symlink", os.readlink(p), p]
+        else:
+            fds.append(os.open(p, os.O_PATH | os.O_CLOEXEC))
+            argv += ["--ro-bind-fd", str(fds[-1]), p]
+    return fds
+
 # %% ../nbs/12_execution.ipynb #7b9d730a
 def _bwrap_argv(bwrap: str) -> tuple[list[str], list[int]]:
     "bubblewrap's command line (new namespaces, an empty environment, two tmpfs, the interpreter read-only) and its fds."
@@ -373,13 +408,7 @@ def _bwrap_argv(bwrap: str) -> tuple[list[str], list[int]]:
             "--cap-drop", "ALL", "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev"]
     for d in ("/tmp", _SANDBOX_HOME):
         argv += ["--size", str(_TMPFS_BYTES), "--tmpfs", d]
-    fds = []
-    for p in _bound_paths():  # opened by us, so bubblewrap needs no right to look them up once we dropped root
-        if os.path.islink(p):
-            argv += ["--symlink", os.readlink(p), p]
-        else:
-            fds.append(os.open(p, os.O_PATH | os.O_CLOEXEC))
-            argv += ["--ro-bind-fd", str(fds[-1]), p]
+    fds = _bind_read_only(argv, _bound_paths())
     for k, v in _child_env(_SANDBOX_HOME).items():
         argv += ["--setenv", k, v]
     return argv + ["--chdir", _SANDBOX_HOME], fds
@@ -438,14 +467,9 @@ def _child_source() -> str:
     origin = importlib.util.find_spec("nanochat.execution").origin
     return Path(origin).read_text(encoding="utf-8") + "\n_child_main()\n"
 
-# %% ../nbs/12_execution.ipynb #01cf546c
-def _launch(root: Path, out, err, marker_w: int, nonce_r: int, maximum_memory_bytes: int | None,
-            cgroup: _RunCgroup, guard: bool) -> subprocess.Popen:
-    "Start the child on root/program.py: under bubblewrap where it works, else directly in root/work."
-    bwrap, uid, fds = _isolation()
-    child = [sys.executable, "-I", "-B", "-c", _child_source(), "guard" if guard else "bare", str(marker_w), str(nonce_r)]
-    work = root / "work"
-
+# %% ../nbs/12_execution.ipynb #b68a3c3e
+def _child_setup(cgroup: _RunCgroup, maximum_memory_bytes: int | None, bwrap: list[str] | None, uid: int | None):
+    "The child's preexec_fn: join the cgroups, set the limits, then leave the network or root."
     def preexec():  # in the child, between fork and exec
         cgroup.join()
         _set_limits(maximum_memory_bytes)
@@ -453,11 +477,19 @@ def _launch(root: Path, out, err, marker_w: int, nonce_r: int, maximum_memory_by
             _unshare_network()  # works for root only; bubblewrap makes its own
         elif uid is not None:
             _drop_to(uid)
+    return preexec
 
+# %% ../nbs/12_execution.ipynb #01cf546c
+def _launch(root: Path, out, err, marker_w: int, nonce_r: int, maximum_memory_bytes: int | None,
+            cgroup: _RunCgroup, guard: bool) -> subprocess.Popen:
+    "Start the child on root/program.py: under bubblewrap where it works, else directly in root/work."
+    bwrap, uid, fds = _isolation()
+    child = [sys.executable, "-I", "-B", "-c", _child_source(), "guard" if guard else "bare", str(marker_w), str(nonce_r)]
+    work = root / "work"
     with open(root / "program.py", "rb") as program:
         return subprocess.Popen((bwrap or []) + child, cwd=work, stdin=program, stdout=out, stderr=err,
                                 env=_child_env(_SANDBOX_HOME if bwrap else str(work)), pass_fds=(marker_w, nonce_r, *fds),
-                                start_new_session=True, preexec_fn=preexec)
+                                start_new_session=True, preexec_fn=_child_setup(cgroup, maximum_memory_bytes, bwrap, uid))
 
 # %% ../nbs/12_execution.ipynb #216e8db9
 def _wait(proc: subprocess.Popen, timeout: float, cgroup: _RunCgroup) -> bool:
@@ -498,6 +530,7 @@ def _nonce_pipes() -> tuple[bytes, int, int, int]:
     os.close(nonce_w)
     return nonce, nonce_r, marker_r, marker_w
 
+# %% ../nbs/12_execution.ipynb #8faabc81
 def _read_marker(marker_r: int) -> bytes:
     "What the child wrote to the marker pipe (empty if nothing), without waiting."
     os.set_blocking(marker_r, False)
