@@ -40,11 +40,13 @@ def render_prompts_mc(item: dict, delimiter: str, fewshot: list[dict] | None = N
     head = _shots(fewshot, lambda ex: ex["query"] + delimiter + ex["choices"][ex["gold"]])
     return [head + item["query"] + delimiter + choice for choice in item["choices"]]
 
+# %% ../nbs/10_core_eval.ipynb #92b23676
 def render_prompts_schema(item: dict, delimiter: str, fewshot: list[dict] | None = None) -> list[str]:
     "One prompt per context option: few-shot examples, then `option + delimiter + continuation`."
     head = _shots(fewshot, lambda ex: ex["context_options"][ex["gold"]] + delimiter + ex["continuation"])
     return [head + option + delimiter + item["continuation"] for option in item["context_options"]]
 
+# %% ../nbs/10_core_eval.ipynb #72d4f425
 def render_prompts_lm(item: dict, delimiter: str, fewshot: list[dict] | None = None) -> list[str]:
     "Two prompts, [without, with] the continuation; contexts stripped, the first prompt stripped at the end."
     head = _shots(fewshot, lambda ex: ex["context"].strip() + delimiter + ex["continuation"])
@@ -155,6 +157,7 @@ def example_scores(idx: int, model, tokenizer, data: list[dict], device, task_me
     return [(losses[i, s - 1 : e - 1].mean().item(), bool(torch.equal(preds[i, s - 1 : e - 1], input_ids[i, s:e])))
             for i, (s, e) in enumerate(zip(starts, ends))]
 
+# %% ../nbs/10_core_eval.ipynb #66725183
 def evaluate_example(idx: int, model, tokenizer, data: list[dict], device, task_meta: dict,
                      max_seq_len: int | None = None) -> bool:
     "Is the model right on item `idx`? Lowest mean answer loss for choice tasks, exact greedy match for LM."
@@ -165,6 +168,15 @@ def evaluate_example(idx: int, model, tokenizer, data: list[dict], device, task_
 DEFAULT_BATCH_TOKENS = 16384  # rows x padded length per forward pass
 SHARE_MIN_TOKENS = 256  # a multiple-choice item runs its shared prefix once when that saves at least this many tokens
 
+# %% ../nbs/10_core_eval.ipynb #1986f22d
+def _gather_rows(positions: torch.Tensor):
+    "A forward pre-hook keeping only the rows at the flat `positions` of its input: (B, T, C) -> (1, N, C)."
+    def gather(module, args):  # hidden states (B, T, C) -> (1, N, C): only the rows we score
+        x = args[0]
+        return (x.reshape(-1, x.size(-1))[positions].unsqueeze(0),)
+    return gather
+
+# %% ../nbs/10_core_eval.ipynb #3d343575
 @torch.no_grad()
 def answer_logits(model, input_ids: torch.Tensor, positions: torch.Tensor, kv_cache=None) -> torch.Tensor:
     "fp32 logits (N, V) at the flat `positions` of `input_ids` (B, T); a model with an `lm_head` unembeds only those."
@@ -173,10 +185,7 @@ def answer_logits(model, input_ids: torch.Tensor, positions: torch.Tensor, kv_ca
     if not isinstance(head, nn.Linear):  # any callable idx -> (B, T, V): all the logits, then pick
         logits = model(input_ids, **kwargs).float()
         return logits.reshape(-1, logits.size(-1))[positions]
-    def gather(module, args):  # hidden states (B, T, C) -> (1, N, C): only the rows we score
-        x = args[0]
-        return (x.reshape(-1, x.size(-1))[positions].unsqueeze(0),)
-    handle = head.register_forward_pre_hook(gather)
+    handle = head.register_forward_pre_hook(_gather_rows(positions))
     try:
         logits = model(input_ids, **kwargs).float()  # (1, N, V)
     finally:
@@ -308,6 +317,12 @@ def centered_accuracy(accuracy: float, random_baseline_pct: float) -> float:
     b = 0.01 * random_baseline_pct
     return (accuracy - b) / (1.0 - b)
 
+# %% ../nbs/10_core_eval.ipynb #d0c69e41
+def _read_baselines(path: Path) -> dict[str, float]:
+    "{task label: random baseline in percent} from an eval_meta_data.csv."
+    with open(path, newline="") as f:
+        return {row["Eval Task"]: float(row["Random baseline"]) for row in csv.DictReader(f)}
+
 # %% ../nbs/10_core_eval.ipynb #878ad9fa
 def load_bundle(bundle_dir: str | os.PathLike) -> tuple[list[dict], dict[str, float], dict]:
     "Read a bundle: (tasks from core.yaml, {label: random baseline %}, bundle_info)."
@@ -315,8 +330,7 @@ def load_bundle(bundle_dir: str | os.PathLike) -> tuple[list[dict], dict[str, fl
     if not (bundle_dir / "core.yaml").exists():
         raise FileNotFoundError(f"no core.yaml in {bundle_dir}: not an eval bundle")
     tasks = yaml.safe_load((bundle_dir / "core.yaml").read_text())["icl_tasks"]
-    with open(bundle_dir / "eval_meta_data.csv", newline="") as f:
-        baselines = {row["Eval Task"]: float(row["Random baseline"]) for row in csv.DictReader(f)}
+    baselines = _read_baselines(bundle_dir / "eval_meta_data.csv")
     info_path = bundle_dir / "bundle_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {"kind": "real", "missing": []}
     return tasks, baselines, info
@@ -336,6 +350,7 @@ def load_task_data(bundle_dir: str | os.PathLike, task: dict, max_per_task: int 
     random.Random(1337).shuffle(data)
     return data[:max_per_task] if max_per_task > 0 else data
 
+# %% ../nbs/10_core_eval.ipynb #27dfe78d
 def core_label(info: dict, num_tasks: int) -> str:
     "The metric's name: 'CORE' for the full real bundle, else with the task count and bundle kind."
     if info.get("kind", "real") == "real" and num_tasks == NUM_CORE_TASKS:
