@@ -108,17 +108,13 @@ def _read_requests(data: bytes) -> list[dict]:
                 docs.append(doc)
     return docs
 
-def _strip_answer(q: str, prefix: str = "") -> str:
-    "Drop a trailing 'Answer:' line (the delimiter adds it back) and an optional leading prefix."
-    q = q[: -len("\nAnswer:")] if q.endswith("\nAnswer:") else q
-    return q[len(prefix):] if prefix and q.startswith(prefix) else q
-
 # %% ../nbs/10a_core_bundle.ipynb #072a79a9
 def _hellaswag(r: dict) -> dict:
     clean = lambda s: " ".join(s.replace(" [title]", ". ").replace("[header]", "").replace("[step]", "").split())
     query = clean(f"{r['activity_label']}: {r['ctx_a']} {r['ctx_b'].capitalize()}")
     return {"query": query, "choices": [clean(e) for e in r["endings"]], "gold": int(r["label"])}
 
+# %% ../nbs/10a_core_bundle.ipynb #7b438aca
 def _copa(r: dict) -> dict:
     joiner = {"cause": "because", "effect": "therefore"}[r["question"]]
     lower = lambda c: c[0].lower() + c[1:]
@@ -143,6 +139,12 @@ def _boolq(r: dict) -> dict:
     q = r["question"].strip()
     q = q[0].upper() + q[1:] + ("" if q.endswith("?") else "?")
     return {"query": f"Passage: {r['passage']}\nQuestion: {q}", "choices": ["no", "yes"], "gold": int(r["answer"])}
+
+# %% ../nbs/10a_core_bundle.ipynb #037d23a2
+def _strip_answer(q: str, prefix: str = "") -> str:
+    "Drop a trailing 'Answer:' line (the delimiter adds it back) and an optional leading prefix."
+    q = q[: -len("\nAnswer:")] if q.endswith("\nAnswer:") else q
+    return q[len(prefix):] if prefix and q.startswith(prefix) else q
 
 # %% ../nbs/10a_core_bundle.ipynb #8fc76941
 def _mc_doc(prefix: str = "") -> Callable[[dict], dict]:
@@ -212,6 +214,14 @@ def build_offline_bundle(base_dir: str | os.PathLike, wheel: str | os.PathLike |
 # %% ../nbs/10a_core_bundle.ipynb #3c5b7d4c
 BUNDLE_KINDS = ("auto", "real", "offline", "fixture")
 
+def _fixture_bundle(base_dir: Path) -> Path:
+    "The fixture bundle in `base_dir`: a test stand-in that the tests write (nanochat.testing) and the library only finds."
+    if not (base_dir / "eval_bundle_fixture" / "core.yaml").exists():
+        raise FileNotFoundError(f"no fixture bundle in {base_dir}: the tests write it with "
+                                "nanochat.testing.ensure_fixture_bundle(base_dir)")
+    return base_dir / "eval_bundle_fixture"
+
+# %% ../nbs/10a_core_bundle.ipynb #ff24f009
 def ensure_eval_bundle(base_dir: str | os.PathLike, bundle: str = "auto") -> Path:
     "The bundle directory for `bundle` in BUNDLE_KINDS, downloading or building it if needed (call on one rank)."
     base_dir = Path(base_dir)
@@ -219,11 +229,8 @@ def ensure_eval_bundle(base_dir: str | os.PathLike, bundle: str = "auto") -> Pat
         raise ValueError(f"bundle must be one of {BUNDLE_KINDS}, got {bundle!r}")
     if bundle == "real" or (bundle == "auto" and (base_dir / "eval_bundle" / "core.yaml").exists()):
         return download_eval_bundle(base_dir)
-    if bundle == "fixture":  # a test stand-in: the tests write it (nanochat.testing), the library only finds it
-        if not (base_dir / "eval_bundle_fixture" / "core.yaml").exists():
-            raise FileNotFoundError(f"no fixture bundle in {base_dir}: the tests write it with "
-                                    "nanochat.testing.ensure_fixture_bundle(base_dir)")
-        return base_dir / "eval_bundle_fixture"
+    if bundle == "fixture":
+        return _fixture_bundle(base_dir)
     return build_offline_bundle(base_dir)
 
 # %% ../nbs/10a_core_bundle.ipynb #9504eefe
