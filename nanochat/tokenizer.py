@@ -56,12 +56,14 @@ class Tokenizer:
         self.enc = enc
         self.bos_token_id = self.encode_special(bos_token)
 
-    def encode_special(self, name: str) -> int:
-        "The id of the special token `name` (e.g. '<|assistant_start|>')."
-        try:
-            return self.enc._special_tokens[name]
-        except KeyError:
-            raise ValueError(f"unknown special token {name!r}; known: {sorted(self.enc.special_tokens_set)}") from None
+# %% ../nbs/02_tokenizer.ipynb #3b5b445f
+@patch
+def encode_special(self: Tokenizer, name: str) -> int:
+    "The id of the special token `name` (e.g. '<|assistant_start|>')."
+    try:
+        return self.enc._special_tokens[name]
+    except KeyError:
+        raise ValueError(f"unknown special token {name!r}; known: {sorted(self.enc.special_tokens_set)}") from None
 
 # %% ../nbs/02_tokenizer.ipynb #4adc7de7
 @patch
@@ -74,6 +76,7 @@ def get_special_tokens(self: Tokenizer) -> set[str]:
     "The names of the special tokens."
     return self.enc.special_tokens_set
 
+# %% ../nbs/02_tokenizer.ipynb #e6b0820a
 @patch
 def get_bos_token_id(self: Tokenizer) -> int:
     "The id of `<|bos|>`, which starts every document."
@@ -88,6 +91,7 @@ def __repr__(self: Tokenizer) -> str:
 def _special_id(self: Tokenizer, tok: int | str) -> int:
     return tok if isinstance(tok, int) else self.encode_special(tok)
 
+# %% ../nbs/02_tokenizer.ipynb #5caf5615
 @patch
 def encode(self: Tokenizer, text: str | list[str], prepend: int | str | None = None,
            append: int | str | None = None, num_threads: int = 8) -> list[int] | list[list[int]]:
@@ -112,6 +116,7 @@ def id_to_token(self: Tokenizer, id: int) -> str:
     "The text of one token (may be '�' for a token that is part of a UTF-8 character)."
     return self.enc.decode([id])
 
+# %% ../nbs/02_tokenizer.ipynb #ad6df7bd
 @patch
 def __call__(self: Tokenizer, *args, **kwargs) -> list[int] | list[list[int]]:
     "The same as `encode`."
@@ -159,21 +164,32 @@ class _TokenizerUnpickler(pickle.Unpickler):
             return _EncodingState
         raise pickle.UnpicklingError(f"refusing to load {module}.{name}: a tokenizer file holds only a tiktoken Encoding")
 
+# %% ../nbs/02_tokenizer.ipynb #df8f8b74
+def _unpickle_tokenizer(path: str | os.PathLike):
+    "What the restricted unpickler makes of `path`; ValueError for anything it refuses or cannot read."
+    try:
+        with open(path, "rb") as f:
+            return _TokenizerUnpickler(f).load()
+    except Exception as e:  # UnpicklingError, EOFError, or whatever a malformed stream raises
+        raise ValueError(f"{path} is not a tokenizer file we can load safely: {e}") from e
+
 # %% ../nbs/02_tokenizer.ipynb #e0f62a7b
 _ENCODING_FIELDS = {"name": str, "pat_str": str, "mergeable_ranks": dict, "special_tokens": dict}
 
+def _is_encoding_state(obj) -> bool:
+    "Whether `obj` is an `_EncodingState` whose state has exactly the Encoding's four fields, with the right types."
+    state = getattr(obj, "state", None)
+    return (isinstance(obj, _EncodingState) and isinstance(state, dict) and set(state) == set(_ENCODING_FIELDS)
+            and all(isinstance(state[k], t) for k, t in _ENCODING_FIELDS.items())
+            and all(isinstance(b, bytes) and type(i) is int for b, i in state["mergeable_ranks"].items())
+            and all(isinstance(s, str) and type(i) is int for s, i in state["special_tokens"].items()))
+
+# %% ../nbs/02_tokenizer.ipynb #83d711f7
 def load_encoding(path: str | os.PathLike) -> tiktoken.Encoding:
     "The tiktoken Encoding pickled in `path`, read as data only; ValueError for anything else."
-    try:
-        with open(path, "rb") as f:
-            obj = _TokenizerUnpickler(f).load()
-    except Exception as e:  # UnpicklingError, EOFError, or whatever a malformed stream raises
-        raise ValueError(f"{path} is not a tokenizer file we can load safely: {e}") from e
+    obj = _unpickle_tokenizer(path)
     state = getattr(obj, "state", None)
-    if (not isinstance(obj, _EncodingState) or not isinstance(state, dict) or set(state) != set(_ENCODING_FIELDS)
-            or not all(isinstance(state[k], t) for k, t in _ENCODING_FIELDS.items())
-            or not all(isinstance(b, bytes) and type(i) is int for b, i in state["mergeable_ranks"].items())
-            or not all(isinstance(s, str) and type(i) is int for s, i in state["special_tokens"].items())):
+    if not _is_encoding_state(obj):
         raise ValueError(f"{path} is not a tokenizer file we can load safely: expected a pickled tiktoken Encoding "
                          f"with fields {sorted(_ENCODING_FIELDS)}, got {type(state).__name__} state")
     return tiktoken.Encoding(**state)
@@ -364,6 +380,7 @@ def get_tokenizer(base_dir: str | os.PathLike | None = None) -> Tokenizer:
     "The run's tokenizer from `<base_dir>/tokenizer/` (default: `get_base_dir()`)."
     return Tokenizer.from_directory(_tokenizer_dir(base_dir))
 
+# %% ../nbs/02_tokenizer.ipynb #b1e0d704
 def get_token_bytes(base_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> torch.Tensor:
     "LongTensor (vocab_size,) of bytes per token id (0 for specials), for bits per byte."
     path = _tokenizer_dir(base_dir) / "token_bytes.pt"
