@@ -49,6 +49,7 @@ def __getitem__(self: ToyMath, i: int) -> dict:
     return {"messages": [{"role": "user", "content": f"What is {a} {op} {b}?"},
                          {"role": "assistant", "content": answer}], "answer": str(r)}
 
+# %% ../nbs/18_chat_data.ipynb #f870d429
 @patch
 def evaluate(self: ToyMath, conversation: dict, completion: str) -> bool:
     "True when the completion's `#### n` is the right number."
@@ -71,19 +72,24 @@ class ToyChoice:
         rng = random.Random(f"toy_choice-{split}")
         self.items = [rng.sample(range(100), 4) for _ in range(size)]
 
-    def __len__(self) -> int:
-        return len(self.items)
+# %% ../nbs/18_chat_data.ipynb #94c16f07
+@patch
+def __len__(self: ToyChoice) -> int:
+    return len(self.items)
 
-    def __getitem__(self, i: int) -> dict:
-        nums = self.items[i]
-        question = "Which number is the largest?\n" + "\n".join(f"- {v}={l}" for v, l in zip(nums, self.letters))
-        answer = self.letters[nums.index(max(nums))]
-        return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
-                "letters": self.letters}
+@patch
+def __getitem__(self: ToyChoice, i: int) -> dict:
+    nums = self.items[i]
+    question = "Which number is the largest?\n" + "\n".join(f"- {v}={l}" for v, l in zip(nums, self.letters))
+    answer = self.letters[nums.index(max(nums))]
+    return {"messages": [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
+            "letters": self.letters}
 
-    def evaluate(self, conversation: dict, completion: str) -> bool:
-        "True when the completion is the right letter."
-        return completion.strip() == conversation["messages"][-1]["content"]
+# %% ../nbs/18_chat_data.ipynb #e56b4f3c
+@patch
+def evaluate(self: ToyChoice, conversation: dict, completion: str) -> bool:
+    "True when the completion is the right letter."
+    return completion.strip() == conversation["messages"][-1]["content"]
 
 # %% ../nbs/18_chat_data.ipynb #4ed1ca77
 TASKS: dict[str, tuple[Callable, bool]] = {}  # the one name of each task -> (build(split, n, source, base_dir), scored by chat_eval)
@@ -280,6 +286,7 @@ def __enter__(self: StopOnSignal) -> "StopOnSignal":
             self._old[s] = signal.signal(s, self._handler)
     return self
 
+# %% ../nbs/18_chat_data.ipynb #f60a877b
 @patch
 def __exit__(self: StopOnSignal, *exc) -> None:
     for s, h in self._old.items():
