@@ -130,6 +130,7 @@ class _Row:
         self.python_tokens = []  # the expression being written inside <|python_start|> ... <|python_end|>
         self.completed = False
 
+# %% ../nbs/11_engine.ipynb #0902afbe
 class _Specials:
     "The ids of the special tokens the engine reacts to."
     def __init__(self, tokenizer):
