@@ -190,6 +190,7 @@ def _norm(name: str) -> str:
     "A package name normalised as the registry does (PEP 503): lower case, runs of `-_.` as `-`."
     return re.sub(r"[-_.]+", "-", name).lower()
 
+# %% ../nbs/00a_download.ipynb #2a360e1d
 def _archive_key(filename: str) -> tuple[str, str, str] | None:
     "(normalised name, version, 'wheel' | 'sdist') of an archive's file name, or None for anything else."
     if filename.endswith(".whl"):
