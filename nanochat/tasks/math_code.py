@@ -234,12 +234,14 @@ class HumanEval(RowsTask):
         self.timeout = timeout
         super().__init__(source, archive, cache_dir, **kwargs)
 
-    def load_rows(self, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
-        return _humaneval_rows(source, archive, cache_dir)
+# %% ../../nbs/13b_tasks_math_code.ipynb #66bcea20
+@patch
+def load_rows(self: HumanEval, source: str, archive: str | None, cache_dir: str | None) -> list[dict]:
+    return _humaneval_rows(source, archive, cache_dir)
 
-    @property
-    def eval_type(self) -> str:
-        return "generative"
+@patch(as_prop=True)
+def eval_type(self: HumanEval) -> str:
+    return "generative"
 
 # %% ../../nbs/13b_tasks_math_code.ipynb #4738e947
 @patch
@@ -249,6 +251,7 @@ def get_example(self: HumanEval, index: int) -> dict:
                          {"role": "assistant", "content": f"{row['prompt']}\n{row['canonical_solution']}"}],
             "entry_point": row["entry_point"], "test": row["test"], "task_id": row["task_id"]}
 
+# %% ../../nbs/13b_tasks_math_code.ipynb #fc683686
 @patch
 def program(self: HumanEval, conversation: dict, completion: str) -> str:
     "The program that grades `completion`: the prompt's imports, the code, the tests, `check(entry_point)`."
