@@ -57,7 +57,8 @@ def _opens_for_writing(mode: str | None, flags: int) -> bool:
         mode is None and bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)))
 
 # %% ../nbs/12_execution.ipynb #1c316b61
-def _audit_hook(workdir: str, blocked=_BLOCKED_EVENTS, path_events=_PATH_EVENTS, realpath=os.path.realpath):
+def _audit_hook(workdir: str, blocked=_BLOCKED_EVENTS, path_events=_PATH_EVENTS, realpath=os.path.realpath,
+                writes=_opens_for_writing):
     "An audit hook refusing `blocked` events, writes outside `workdir`, and path events outside it."
     def inside(path) -> bool:
         if isinstance(path, int):  # a file descriptor the process already holds
@@ -71,7 +72,7 @@ def _audit_hook(workdir: str, blocked=_BLOCKED_EVENTS, path_events=_PATH_EVENTS,
     def hook(event: str, args: tuple) -> None:
         if event in blocked:
             raise PermissionError(f"sandbox: {event} is not allowed")
-        if event == "open" and _opens_for_writing(args[1], args[2]) and not inside(args[0]):
+        if event == "open" and writes(args[1], args[2]) and not inside(args[0]):
             raise PermissionError(f"sandbox: writing {args[0]!r} outside the working directory")
         if event in path_events and not all(inside(p) for p in args if isinstance(p, (str, bytes, os.PathLike))):
             raise PermissionError(f"sandbox: {event} outside the working directory")
