@@ -139,6 +139,7 @@ for _name, _build, _evaluated in [  # a data table: name, builder(split, n, sour
     ("Arithmetic", lambda split, n, src, base: _tasks().Arithmetic(size=n or 1000, split=split), True),  # generated skills (13e)
     ("LetterCount", lambda split, n, src, base: _tasks().LetterCount(size=n or 1000, split=split, source=src), True),
     ("TwoStep", lambda split, n, src, base: _tasks().TwoStep(size=n or 1000, split=split), True),
+    ("TwoStepPractice", lambda split, n, src, base: _tasks().TwoStepPractice(size=n or 1000, split=split), True),
 ]:
     register_task(_name, _build, _evaluated)
 

@@ -42,19 +42,19 @@ _CPU_EVAL = {"tasks": "ARC-Easy,ARC-Challenge,MMLU,GSM8K,HumanEval:32,SpellingBe
 _CPU_CHAT = {
     # ~330K tokens (a conversation: arithmetic ~40 tokens, letter counting ~51, two-step ~82) in ~320 steps of 1,024:
     # many small steps teach copying (numbers, words) faster than few large ones (74% vs 19% arithmetic, chapter 40)
-    "mid_train": {"train_tasks": "arithmetic:3000,letter_count:3000,two_step:600,identity:100",
-                  "val_tasks": "arithmetic:100,letter_count:100,two_step:50", "task_source": "offline",
+    "mid_train": {"train_tasks": "arithmetic:3000,letter_count:3000,two_step_practice:600,identity:100",
+                  "val_tasks": "arithmetic:100,letter_count:100,two_step_practice:50", "task_source": "offline",
                   "max_seq_len": 256, "device_batch_size": 4, "total_batch_size": 1024, "eval_every": 100,
                   "eval_tokens": 8192, "compile": True, "log_every": 20},
     # 2,650 conversations, 165 steps of 16, at 20% of the base LR (the reference's 2% barely moves a model this small)
-    "chat_sft": {"train_tasks": "arithmetic:800,letter_count:1600,two_step:200,identity:50",
-                 "val_tasks": "arithmetic:32,letter_count:32,two_step:16", "metric_tasks": "",
+    "chat_sft": {"train_tasks": "arithmetic:800,letter_count:1600,two_step_practice:200,identity:50",
+                 "val_tasks": "arithmetic:32,letter_count:32,two_step_practice:16", "metric_tasks": "",
                  "task_source": "offline", "max_seq_len": 256, "device_batch_size": 8, "target_examples_per_step": 16,
                  "init_lr_frac": 0.2, "eval_every": 50, "eval_steps": 4, "eval_metrics_every": -1,
                  "eval_metrics_max_problems": 64, "log_every": 20},
     # two-step problems: the SFT model solves some, so some samples earn reward and some do not
     "chat_rl": {"task": "two_step", "train_problems": -1, "examples_per_step": 8, "num_samples": 8, "device_batch_size": 8,
-                "max_new_tokens": 64, "num_iterations": 30, "init_lr_frac": 0.05, "eval_every": 10, "eval_examples": 64,
+                "max_new_tokens": 64, "num_iterations": 30, "init_lr_frac": 0.3, "eval_every": 10, "eval_examples": 64,
                 "eval_k": 4, "greedy_eval_problems": 256, "save_every": 10, "log_every": 5},
     **{f"chat_eval_{s}": {**_CPU_EVAL, "task_source": "offline"} for s in ("mid", "sft", "rl")},
     "report": {"expect": "cpu"},

@@ -12,4 +12,4 @@ from .mc import ARC, MMLU
 from .math_code import GSM8K, HumanEval, synthetic_gsm8k, word_problem
 from .chat import (SmolTalk, SpellingBee, SimpleSpelling, CustomJSON, identity_conversations,
                                  identity_conversations_path)
-from .skills import Arithmetic, LetterCount, TwoStep
+from .skills import Arithmetic, LetterCount, TwoStep, TwoStepPractice

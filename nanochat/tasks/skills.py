@@ -19,7 +19,8 @@ from .math_code import gsm8k_parts
 # %% auto #0
 __all__ = ['ARITH_OPS', 'ARITH_NOUNS', 'ARITH_VERBS', 'NOUN_LEADS', 'VERB_LEADS', 'ARITH_ENDS', 'LETTER_FRAMES', 'in_split',
            'draw_in_split', 'SkillTask', 'arith_phrasing', 'phrasing_in_split', 'arithmetic_problem', 'Arithmetic',
-           'letter_call', 'letter_problem', 'spoken_word_counts', 'LetterCount', 'two_step_problem', 'TwoStep']
+           'letter_call', 'letter_problem', 'spoken_word_counts', 'LetterCount', 'two_step_problem', 'TwoStep',
+           'TwoStepPractice']
 
 # %% ../../nbs/13e_tasks_skills.ipynb #b07d6c07
 def in_split(key: str, split: str, test_share: int = 8) -> bool:
@@ -193,7 +194,7 @@ class LetterCount(SkillTask):
 # %% ../../nbs/13e_tasks_skills.ipynb #993e7cb7
 _PEOPLE = ["Ava", "Ben", "Chloe", "Diego", "Emma", "Farah", "Gus", "Hana", "Ivan", "Jade", "Kofi", "Lena", "Mateo", "Nora"]
 _THINGS = ["pencils", "apples", "stickers", "marbles", "cookies", "cards", "shells", "stamps"]
-_STORIES = [  # (question, operation on the product and the third number)
+_STORIES = [  # (question, operation on the product and the third number); midtraining and SFT practise the first three
     ("{name} buys {n} packs of {k} {thing} and gives away {g} of them. How many {thing} does {name} have left?", "-"),
     ("{name} has {g} {thing} and buys {n} boxes with {k} {thing} in each. How many {thing} does {name} have now?", "+"),
     ("There are {n} rows of {k} chairs in a hall, and {g} of the chairs are broken. How many chairs are not broken?", "-"),
@@ -202,9 +203,9 @@ _STORIES = [  # (question, operation on the product and the third number)
 ]
 
 # %% ../../nbs/13e_tasks_skills.ipynb #758582ef
-def two_step_problem(rng: random.Random) -> dict:
-    "A word problem in GSM8K's format that needs two calculator calls: a product, then a sum or difference."
-    (story, op), name, thing = rng.choice(_STORIES), rng.choice(_PEOPLE), rng.choice(_THINGS)
+def two_step_problem(rng: random.Random, stories: list[tuple[str, str]] = _STORIES) -> dict:
+    "A word problem in GSM8K's format, told in one of `stories`, that needs two calls: a product, then a sum or difference."
+    (story, op), name, thing = rng.choice(stories), rng.choice(_PEOPLE), rng.choice(_THINGS)
     n, k = rng.randint(2, 12), rng.randint(3, 25)
     p = n * k
     g = rng.randint(1, p - 1) if op == "-" else rng.randint(2, 99)
@@ -213,9 +214,16 @@ def two_step_problem(rng: random.Random) -> dict:
     answer = f"{n} * {k} = <<{n}*{k}={p}>>{p}\n{p} {op} {g} = <<{p}{op}{g}={r}>>{r}\n#### {r}"
     return {"key": question, "question": question, "parts": gsm8k_parts(answer), "answer": str(r)}
 
+# %% ../../nbs/13e_tasks_skills.ipynb #f5231054
 class TwoStep(SkillTask):
-    "Two-step word problems (a product, then a sum or difference) with two calculator calls."
+    "Two-step word problems (a product, then a sum or difference) with two calculator calls, in all five stories."
     name = "two_step"
+    stories = _STORIES
 
     def make(self, rng: random.Random) -> dict:
-        return two_step_problem(rng)
+        return two_step_problem(rng, self.stories)
+
+class TwoStepPractice(TwoStep):
+    "`TwoStep` in the first three stories only: what the cpu profile's midtraining and SFT practise."
+    name = "two_step_practice"
+    stories = _STORIES[:3]
